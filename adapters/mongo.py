@@ -1,0 +1,115 @@
+"""MongoDB repositories on PyMongo's async API.
+
+They stay inside what FerretDB v1 supports: no transactions, no TTL indexes,
+and no reliance on findAndModify being atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import Any
+
+from bson import Binary
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.models import Analysis, ImageInfo
+
+logger = logging.getLogger(__name__)
+
+# Chunks stay well below MongoDB's 16 MiB document limit.
+IMAGE_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def to_bson(value: Any) -> Any:
+    """Convert pydantic models and enums inside `value` into plain BSON-ready values."""
+    if isinstance(value, BaseModel):
+        return to_bson(value.model_dump(mode="python"))
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {key: to_bson(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_bson(item) for item in value]
+    return value
+
+
+def connect(url: str) -> AsyncMongoClient:
+    """Create a client that returns timezone-aware UTC datetimes."""
+    return AsyncMongoClient(url, tz_aware=True, appname="chartbot")
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """Create the indexes every repository relies on; safe to run at each start."""
+    await db.analyses.create_index(
+        [("platform", ASCENDING), ("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_newest_first"
+    )
+    await db.analyses.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="status_created")
+    await db.chart_image_chunks.create_index(
+        [("image_id", ASCENDING), ("n", ASCENDING)], name="image_chunk", unique=True
+    )
+    logger.info("MongoDB indexes ready database=%s", db.name)
+
+
+class MongoAnalysisRepository:
+    """Analysis records in the `analyses` collection, keyed by the analysis id."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._collection = db.analyses
+
+    async def add(self, analysis: Analysis) -> None:
+        document = to_bson(analysis)
+        document["_id"] = document.pop("id")
+        await self._collection.insert_one(document)
+
+    async def get(self, analysis_id: str) -> Analysis | None:
+        document = await self._collection.find_one({"_id": analysis_id})
+        return None if document is None else _to_analysis(document)
+
+    async def update(self, analysis_id: str, changes: dict[str, Any]) -> None:
+        result = await self._collection.update_one({"_id": analysis_id}, {"$set": to_bson(changes)})
+        if result.matched_count == 0:
+            raise KeyError(f"analysis {analysis_id} not found")
+
+    async def list_for_user(self, platform: str, user_id: str, *, limit: int) -> list[Analysis]:
+        cursor = self._collection.find({"platform": platform, "user_id": user_id}).sort("created_at", DESCENDING)
+        return [_to_analysis(document) async for document in cursor.limit(limit)]
+
+
+def _to_analysis(document: dict[str, Any]) -> Analysis:
+    document = dict(document)
+    document["id"] = document.pop("_id")
+    return Analysis.model_validate(document)
+
+
+class MongoImageStore:
+    """Chart images as metadata in `chart_images` and 4 MiB binary chunks in `chart_image_chunks`."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._images = db.chart_images
+        self._chunks = db.chart_image_chunks
+
+    async def put(self, image_id: str, info: ImageInfo, data: bytes) -> None:
+        chunks = [
+            {"image_id": image_id, "n": n, "data": Binary(data[start : start + IMAGE_CHUNK_BYTES])}
+            for n, start in enumerate(range(0, len(data), IMAGE_CHUNK_BYTES))
+        ]
+        await self._chunks.insert_many(chunks, ordered=True)
+        # The metadata goes last: an image is complete once its record exists.
+        await self._images.insert_one({"_id": image_id, "chunks": len(chunks), **to_bson(info)})
+
+    async def get(self, image_id: str) -> bytes:
+        record = await self._images.find_one({"_id": image_id})
+        if record is None:
+            raise KeyError(image_id)
+        cursor = self._chunks.find({"image_id": image_id}).sort("n", ASCENDING)
+        parts = [bytes(chunk["data"]) async for chunk in cursor]
+        if len(parts) != record["chunks"]:
+            raise KeyError(f"{image_id} has {len(parts)} of {record['chunks']} chunks")
+        return b"".join(parts)
+
+    async def delete(self, image_id: str) -> None:
+        await self._images.delete_one({"_id": image_id})
+        await self._chunks.delete_many({"image_id": image_id})

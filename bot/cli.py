@@ -1,0 +1,71 @@
+"""The `chartbot` command: start a process of the bot."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+from bot.telegram.client import quiet_http_loggers
+from core.errors import MissingSetting
+from core.settings import Settings
+
+logger = logging.getLogger("chartbot")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_http_loggers()
+
+
+def _run_telegram(settings: Settings, _: argparse.Namespace) -> int:
+    settings.require("mongodb_url", "redis_url", "telegram_bot_token")
+    from bot.telegram.app import run_polling
+
+    run_polling(settings)
+    return 0
+
+
+def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
+    settings.require("mongodb_url", "redis_url", "telegram_bot_token", "openai_api_key")
+    command = [
+        sys.executable, "-m", "taskiq", "worker", "workers.app:broker",
+        "--workers", str(settings.worker_processes),
+        "--max-async-tasks", str(settings.worker_concurrency),
+        "--log-level", settings.log_level.upper(),
+    ]
+    logger.info("starting taskiq worker processes=%d concurrency=%d",
+                settings.worker_processes, settings.worker_concurrency)
+    os.execv(sys.executable, command)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chartbot", description="ChartBot: chart analysis for traders in chat.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("telegram", help="run the Telegram bot (polling)").set_defaults(run=_run_telegram)
+    commands.add_parser("worker", help="run the taskiq worker that analyses charts").set_defaults(run=_run_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen process; returns the exit status."""
+    arguments = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"chartbot: invalid setting: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    try:
+        return arguments.run(settings, arguments)
+    except MissingSetting as error:
+        print(f"chartbot: cannot start {arguments.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The python-telegram-bot Application: built in one place, every handler in one list."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import Application, ApplicationBuilder, BaseHandler, CommandHandler, MessageHandler, filters
+
+from adapters.backends import open_backends
+from adapters.taskiq_queue import build_redis_broker
+from bot.telegram import handlers, messages
+from bot.telegram.client import api_urls
+from bot.telegram.notifier import TelegramNotifier
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+HANDLERS: list[BaseHandler] = [
+    CommandHandler("start", handlers.start),
+    CommandHandler("help", handlers.help_command),
+    MessageHandler(filters.PHOTO, handlers.chart_photo),
+    MessageHandler(filters.Document.ALL, handlers.chart_document),
+    MessageHandler(~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.other_message),
+]
+
+
+async def _post_init(application: Application) -> None:
+    settings: Settings = application.bot_data["settings"]
+    broker = build_redis_broker(settings)
+    await broker.startup()
+    backends = await open_backends(settings, broker)
+    application.bot_data["broker"] = broker
+    application.bot_data["backends"] = backends
+    application.bot_data["chartbot"] = handlers.BotContext(
+        settings=settings, services=backends.services, notifier=TelegramNotifier(application.bot)
+    )
+    await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
+    logger.info("Telegram bot ready username=%s", application.bot.username)
+
+
+async def _post_shutdown(application: Application) -> None:
+    backends = application.bot_data.get("backends")
+    if backends is not None:
+        await backends.close()
+    broker = application.bot_data.get("broker")
+    if broker is not None:
+        await broker.shutdown()
+    logger.info("Telegram bot stopped")
+
+
+def build_application(settings: Settings) -> Application:
+    """Build the Application for the configured token and Bot API server."""
+    settings.require("telegram_bot_token")
+    assert settings.telegram_bot_token is not None
+    base_url, base_file_url = api_urls(settings)
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(base_url)
+        .base_file_url(base_file_url)
+        .concurrent_updates(16)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    application.bot_data["settings"] = settings
+    application.add_handlers(HANDLERS)
+    application.add_error_handler(handlers.on_error)
+    return application
+
+
+def run_polling(settings: Settings) -> None:
+    """Run the bot with getUpdates until SIGINT or SIGTERM."""
+    application = build_application(settings)
+    logger.info("Telegram bot starting in polling mode api=%s", settings.telegram_api_url)
+    application.run_polling(allowed_updates=Update.ALL_TYPES)

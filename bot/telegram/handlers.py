@@ -1,0 +1,159 @@
+"""Telegram handlers: parse the update, call the core, reply."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from telegram import Message, Update
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.telegram import messages
+from bot.telegram.notifier import TelegramNotifier
+from core.analysis import AnalysisServices, request_analysis
+from core.errors import ImageProblem, InvalidChartImage, UsageLimitExceeded
+from core.images import inspect_image
+from core.models import CAPTION_MAX_CHARS, AnalysisJob, ChartImage, Platform
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED_DOCUMENT_TYPES = {"image/png", "image/jpeg", "image/webp"}
+
+SOMETHING_WENT_WRONG = (
+    "Something went wrong on our side and the chart was not queued. Nothing was counted; please try again in a minute."
+)
+
+
+@dataclass
+class BotContext:
+    """What the handlers need, built once when the application starts."""
+
+    settings: Settings
+    services: AnalysisServices
+    notifier: TelegramNotifier
+
+
+def _context(context: ContextTypes.DEFAULT_TYPE) -> BotContext:
+    return context.application.bot_data["chartbot"]
+
+
+async def _reply(message: Message, text: str) -> None:
+    await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: a trader opens the bot."""
+    await _reply(update.effective_message, messages.WELCOME)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help: a trader asks how to use the bot."""
+    settings = _context(context).settings
+    text = messages.HELP.format(caption_limit=CAPTION_MAX_CHARS, daily_limit=settings.free_daily_limit)
+    await _reply(update.effective_message, text)
+
+
+async def chart_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A trader sends a chart as a photo."""
+    photo = update.effective_message.photo[-1]
+    await _analyse_upload(update, context, file_id=photo.file_id, file_size=photo.file_size)
+
+
+async def chart_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A trader sends a file, which must be a PNG, JPEG or WebP chart."""
+    message = update.effective_message
+    document = message.document
+    declared = (document.mime_type or "").lower()
+    if declared and declared not in ACCEPTED_DOCUMENT_TYPES:
+        problem = ImageProblem.UNSUPPORTED_FORMAT if declared.startswith("image/") else ImageProblem.NOT_AN_IMAGE
+        logger.info("document refused user=%s mime=%s", update.effective_user.id, declared)
+        await _refuse_image(message, context, InvalidChartImage(problem, declared))
+        return
+    await _analyse_upload(update, context, file_id=document.file_id, file_size=document.file_size)
+
+
+async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A trader sends text or media that is not a chart or a command."""
+    await _reply(update.effective_message, messages.SEND_A_CHART)
+
+
+async def _refuse_image(message: Message, context: ContextTypes.DEFAULT_TYPE, error: InvalidChartImage) -> None:
+    settings = _context(context).settings
+    text = messages.invalid_image(error, min_side=settings.min_image_side, max_pixels=settings.max_image_pixels)
+    await _reply(message, text)
+
+
+async def _download(context: ContextTypes.DEFAULT_TYPE, file_id: str) -> bytes:
+    telegram_file = await context.bot.get_file(file_id)
+    return bytes(await telegram_file.download_as_bytearray())
+
+
+async def _analyse_upload(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, *, file_id: str, file_size: int | None
+) -> None:
+    """Check an uploaded chart, then hand it to the core, which reserves, stores, acknowledges and queues it."""
+    bot_context = _context(context)
+    settings = bot_context.settings
+    message = update.effective_message
+    user_id = update.effective_user.id
+    caption = message.caption
+
+    if caption is not None and len(caption) > CAPTION_MAX_CHARS:
+        await _reply(message, messages.CAPTION_TOO_LONG.format(length=len(caption), limit=CAPTION_MAX_CHARS))
+        return
+    if file_size is not None and file_size > settings.max_image_bytes:
+        logger.info("upload refused before download user=%s size=%d", user_id, file_size)
+        await _reply(message, messages.FILE_TOO_LARGE.format(size=messages.format_megabytes(file_size)))
+        return
+
+    await message.chat.send_action(ChatAction.TYPING)
+    try:
+        data = await _download(context, file_id)
+    except BadRequest as error:
+        # The Bot API answers "file is too big" for files over its 20 MB download limit.
+        logger.info("download refused user=%s error=%s", user_id, error.message)
+        if "too big" in error.message.lower():
+            await _reply(message, messages.FILE_TOO_LARGE.format(size="over 20 MB"))
+        else:
+            await _reply(message, SOMETHING_WENT_WRONG)
+        return
+
+    try:
+        info = inspect_image(
+            data,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            min_side=settings.min_image_side,
+        )
+    except InvalidChartImage as error:
+        logger.info("image refused user=%s problem=%s detail=%s", user_id, error.problem.value, error.detail)
+        await _refuse_image(message, context, error)
+        return
+
+    job = AnalysisJob(
+        platform=Platform.TELEGRAM,
+        user_id=str(user_id),
+        chat_id=str(message.chat_id),
+        message_id=str(message.message_id),
+        images=[ChartImage(info=info, data=data)],
+        caption=caption,
+    )
+    try:
+        await request_analysis(job, bot_context.services, bot_context.notifier)
+    except UsageLimitExceeded as error:
+        await _reply(message, messages.limit_reached(error, now=bot_context.services.clock()))
+    except TelegramError:
+        logger.exception("acknowledgement failed user=%s chat=%s", user_id, message.chat_id)
+    except Exception:
+        logger.exception("analysis request failed user=%s chat=%s", user_id, message.chat_id)
+        await _reply(message, SOMETHING_WENT_WRONG)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log an error a handler raised, with the update's ids."""
+    user = getattr(getattr(update, "effective_user", None), "id", None)
+    chat = getattr(getattr(update, "effective_chat", None), "id", None)
+    logger.error("handler failed user=%s chat=%s", user, chat, exc_info=context.error)

@@ -1,0 +1,116 @@
+"""Every text the Telegram bot sends, as Telegram HTML."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.telegram.formatting import escape, render_markdown_messages
+from core.errors import ImageProblem, InvalidChartImage, UsageLimitExceeded
+from core.models import Analysis
+
+COMMANDS = [
+    ("start", "What ChartBot does"),
+    ("help", "How to send a chart, and the commands"),
+]
+
+WELCOME = (
+    "👋 <b>ChartBot</b> reads your price charts.\n\n"
+    "Send a screenshot of a candlestick, bar or line chart and you get a technical analysis back "
+    "in this chat: trend, key support and resistance levels, visible patterns and the scenarios to watch.\n\n"
+    "Add a caption to ask something specific, for example <i>Is this breakout holding?</i>\n\n"
+    "Send /help for the details."
+)
+
+HELP = (
+    "<b>How to use ChartBot</b>\n\n"
+    "1. Take a screenshot of your chart (TradingView, your exchange, any charting app).\n"
+    "2. Send it here as a photo, or as a PNG, JPEG or WebP file for full resolution.\n"
+    "3. Optionally add a caption with your question (up to {caption_limit} characters).\n\n"
+    "The bot answers at once that the chart is queued, then replaces that message with the analysis.\n\n"
+    "<b>Limits</b>\n"
+    "You can analyse {daily_limit} charts a day; the count resets at 00:00 UTC. "
+    "Files up to 20 MB are accepted.\n\n"
+    "<b>Commands</b>\n"
+    "/start: what ChartBot does\n"
+    "/help: this message"
+)
+
+SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
+
+QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this message shortly."
+
+FAILED = (
+    "❌ The analysis failed because the chart model did not answer. "
+    "Your use was refunded, so you can send the chart again in a few minutes."
+)
+
+CAPTION_TOO_LONG = (
+    "Your caption is {length} characters long and the limit is {limit}. "
+    "Shorten your question and send the chart again."
+)
+
+FILE_TOO_LARGE = (
+    "That file is too large ({size}). Telegram lets bots download files up to 20 MB: "
+    "send a smaller screenshot, or send it as a photo."
+)
+
+ANALYSIS_HEADER = "📊 <b>Chart analysis</b>"
+DISCLAIMER = "<i>Not financial advice.</i>"
+
+
+def format_megabytes(size_bytes: int) -> str:
+    """Return a size in megabytes for a message, e.g. "25.3 MB"."""
+    return f"{size_bytes / 1_000_000:.1f} MB"
+
+
+def invalid_image(error: InvalidChartImage, *, min_side: int, max_pixels: int) -> str:
+    """Explain in plain words why an uploaded file cannot be analysed."""
+    detail = escape(error.detail)
+    texts = {
+        ImageProblem.EMPTY: "That file is empty. Send the chart screenshot again.",
+        ImageProblem.NOT_AN_IMAGE: (
+            "That file is not an image. Send a chart screenshot as a photo, or as a PNG, JPEG or WebP file."
+        ),
+        ImageProblem.UNSUPPORTED_FORMAT: (
+            f"That image format is not supported ({detail}). "
+            "Send the chart as a photo, or as a PNG, JPEG or WebP file."
+        ),
+        ImageProblem.ANIMATED: "Animated images cannot be analysed. Send a still screenshot of the chart.",
+        ImageProblem.TOO_LARGE: FILE_TOO_LARGE.format(size=detail),
+        ImageProblem.TOO_MANY_PIXELS: (
+            f"That image is too large to read ({detail}). The limit is {max_pixels / 1_000_000:g} megapixels: "
+            "send an ordinary screenshot."
+        ),
+        ImageProblem.TOO_SMALL: (
+            f"That image is too small to read a chart ({detail}). "
+            f"Send a screenshot at least {min_side} pixels on each side."
+        ),
+        ImageProblem.CORRUPT: (
+            "That image could not be read: the file is damaged or incomplete. "
+            "Take the screenshot again and resend it."
+        ),
+    }
+    return texts[error.problem] + " Nothing was counted against your limit."
+
+
+def _time_until(moment: datetime, now: datetime) -> str:
+    minutes = max(1, int((moment - now).total_seconds() // 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def limit_reached(error: UsageLimitExceeded, *, now: datetime) -> str:
+    """Tell the user they reached the daily limit, and when it resets."""
+    return (
+        f"🚫 You have used {error.used} of your {error.limit} chart analyses for today. "
+        f"The limit resets at {error.resets_at:%H:%M} UTC on {error.resets_at:%Y-%m-%d} "
+        f"(in {_time_until(error.resets_at, now)}). This request was not counted."
+    )
+
+
+def analysis_messages(analysis: Analysis) -> list[str]:
+    """Render a finished analysis as one or more Telegram HTML messages."""
+    header = ANALYSIS_HEADER
+    if analysis.caption:
+        header += f"\n<i>Your question: {escape(analysis.caption)}</i>"
+    return render_markdown_messages(analysis.result_text or "", header=header, footer=DISCLAIMER)

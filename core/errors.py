@@ -1,0 +1,75 @@
+"""Exceptions the core raises; the chat adapters turn each into a message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+
+class ChartBotError(Exception):
+    """Base class of the errors the core raises on purpose."""
+
+
+class MissingSetting(ChartBotError):
+    """A process was started without a setting it needs."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is not set: set it in the environment or in .env")
+        self.name = name
+
+
+class ImageProblem(str, Enum):
+    """Why an uploaded file cannot be analysed."""
+
+    EMPTY = "empty"
+    NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    ANIMATED = "animated"
+    TOO_LARGE = "too_large"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_SMALL = "too_small"
+    CORRUPT = "corrupt"
+
+
+class InvalidChartImage(ChartBotError):
+    """An uploaded file is not an image the bot can analyse."""
+
+    def __init__(self, problem: ImageProblem, detail: str) -> None:
+        super().__init__(f"{problem.value}: {detail}")
+        self.problem = problem
+        self.detail = detail
+
+
+class UsageLimitExceeded(ChartBotError):
+    """A request would take the user past their limit."""
+
+    def __init__(self, *, limit: int, used: int, requested: int, resets_at: datetime) -> None:
+        super().__init__(f"daily limit of {limit} reached ({used} used, {requested} requested)")
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.resets_at = resets_at
+
+
+class AnalysisNotFound(ChartBotError):
+    """No analysis has the given id."""
+
+    def __init__(self, analysis_id: str) -> None:
+        super().__init__(f"analysis {analysis_id} not found")
+        self.analysis_id = analysis_id
+
+
+class ModelError(ChartBotError):
+    """The vision model did not return an analysis."""
+
+
+class TransientModelError(ModelError):
+    """A model failure worth retrying: rate limit, server error, timeout."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentModelError(ModelError):
+    """A model failure that a retry would not fix: bad request, authentication, refusal."""

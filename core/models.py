@@ -1,0 +1,109 @@
+"""Records and requests, validated with pydantic at the boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CAPTION_MAX_CHARS = 1000
+
+ImageMime = Literal["image/png", "image/jpeg", "image/webp"]
+
+
+class Platform(str, Enum):
+    """Chat platform a request came from."""
+
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+class AnalysisStatus(str, Enum):
+    """Lifecycle of an analysis."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImageInfo(BaseModel):
+    """What the core learned from an uploaded image without keeping its bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mime_type: ImageMime
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    size_bytes: int = Field(gt=0)
+    sha256: str = Field(min_length=64, max_length=64)
+
+
+class ChartImage(BaseModel):
+    """One uploaded chart: its checked metadata and its bytes."""
+
+    info: ImageInfo
+    data: bytes = Field(repr=False)
+
+
+class AnalysisJob(BaseModel):
+    """A trader's request to analyse one or more charts, as the chat adapter received it."""
+
+    platform: Platform
+    user_id: str = Field(min_length=1, max_length=64)
+    chat_id: str = Field(min_length=1, max_length=64)
+    message_id: str | None = Field(default=None, max_length=64)
+    images: list[ChartImage] = Field(min_length=1)
+    caption: str | None = Field(default=None, max_length=CAPTION_MAX_CHARS)
+
+
+class StoredImage(BaseModel):
+    """An image kept in the image store for the worker."""
+
+    image_id: str
+    info: ImageInfo
+
+
+class TokenUsage(BaseModel):
+    """Tokens the model billed for one analysis."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+
+
+class ModelAnswer(BaseModel):
+    """What the vision model returned for an analysis."""
+
+    text: str
+    model: str
+    usage: TokenUsage
+
+
+class Analysis(BaseModel):
+    """The stored record of one analysis request and its outcome."""
+
+    id: str
+    platform: Platform
+    user_id: str
+    chat_id: str
+    message_id: str | None = None
+    ack_message_id: str | None = None
+    caption: str | None = None
+    images: list[StoredImage]
+    status: AnalysisStatus = AnalysisStatus.QUEUED
+    units: int = Field(ge=1, description="uses reserved for this analysis")
+    usage_day: str = Field(description="UTC day (YYYY-MM-DD) the reservation was counted against")
+    refunded: bool = False
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: TokenUsage | None = None
+    result_text: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+

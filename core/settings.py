@@ -1,0 +1,51 @@
+"""The one configuration object, read from the environment and an optional .env file."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import MissingSetting
+
+TELEGRAM_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """ChartBot settings; each field is read from the environment variable of the same name in upper case."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o"
+    openai_timeout_seconds: float = Field(default=60.0, gt=0)
+    model_max_attempts: int = Field(default=4, ge=1, description="model calls per analysis before it fails")
+    model_retry_base_seconds: float = Field(default=2.0, ge=0, description="first backoff; doubles per retry")
+    model_retry_max_seconds: float = Field(default=60.0, ge=0, description="cap on one backoff, Retry-After included")
+
+    mongodb_url: str | None = None
+    mongodb_database: str = "chartbot"
+    redis_url: str | None = None
+    queue_name: str = "chartbot:analyses"
+    result_ttl_seconds: int = Field(default=3600, ge=1, description="how long taskiq keeps a task's result")
+
+    worker_processes: int = Field(default=1, ge=1, description="worker child processes per `chartbot worker`")
+    worker_concurrency: int = Field(default=4, ge=1, description="analyses one worker process runs at once")
+
+    free_daily_limit: int = Field(default=3, ge=0, description="analyses per UTC day for every user")
+
+    max_image_bytes: int = Field(default=TELEGRAM_MAX_DOWNLOAD_BYTES, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0, description="width x height accepted before decoding")
+    min_image_side: int = Field(default=64, gt=0, description="smallest width or height in pixels")
+
+    log_level: str = "INFO"
+
+    def require(self, *names: str) -> None:
+        """Raise MissingSetting for the first of `names` (field names) that is not set."""
+        for name in names:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()) or value == "":
+                raise MissingSetting(name.upper())

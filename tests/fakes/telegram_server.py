@@ -1,0 +1,298 @@
+"""A fake Telegram Bot API server on 127.0.0.1 that the real python-telegram-bot talks to.
+
+Tests inject user updates, serve files for getFile, and read every call the
+bot made and the chat as the user would see it after edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TELEGRAM_HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
+                      "tg-spoiler", "blockquote", "span"}
+_TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^<>]*>")
+_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+
+def html_parse_error(text: str) -> str | None:
+    """Return Telegram's complaint when `text` is not valid Telegram HTML, else None."""
+    stack: list[str] = []
+    position = 0
+    for match in _TAG.finditer(text):
+        between = text[position : match.start()]
+        if "<" in between or ">" in between:
+            return "Bad Request: can't parse entities: unexpected < or >"
+        position = match.end()
+        closing, name = match.group(1), match.group(2).lower()
+        if name not in TELEGRAM_HTML_TAGS:
+            return f"Bad Request: can't parse entities: unsupported start tag \"{name}\""
+        if closing:
+            if not stack or stack.pop() != name:
+                return f"Bad Request: can't parse entities: unmatched end tag \"{name}\""
+        else:
+            stack.append(name)
+    if "<" in text[position:] or ">" in text[position:]:
+        return "Bad Request: can't parse entities: unexpected < or >"
+    if stack:
+        return f"Bad Request: can't parse entities: unclosed tag \"{stack[-1]}\""
+    for ampersand in re.finditer("&", text):
+        if not _ENTITY.match(text, ampersand.start()):
+            return "Bad Request: can't parse entities: unescaped &"
+    return None
+
+
+BOT_USER = {"id": 999000, "is_bot": True, "first_name": "ChartBot", "username": "chartbot_test_bot"}
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent, as it stands after any edits."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    parse_mode: str | None
+    reply_to: int | None
+    edits: int = 0
+
+
+@dataclass
+class FakeTelegramServer:
+    """The Bot API methods ChartBot calls, backed by in-memory chats."""
+
+    token: str = "123456:TEST-TOKEN"
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    messages: dict[int, SentMessage] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._user_message_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._new_update = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        """Start serving on a free 127.0.0.1 port; returns the base URL for TELEGRAM_API_URL."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._handle_file)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # What a test does as the user.
+
+    def add_file(self, data: bytes) -> str:
+        """Make `data` downloadable; returns its file_id."""
+        file_id = f"file-{next(self._file_ids)}"
+        self.files[file_id] = data
+        return file_id
+
+    def _push(self, message: dict[str, Any]) -> int:
+        update_id = next(self._update_ids)
+        self._updates.append({"update_id": update_id, "message": message})
+        self._new_update.set()
+        return message["message_id"]
+
+    def _base_message(self, user_id: int, chat_id: int | None) -> dict[str, Any]:
+        chat = chat_id if chat_id is not None else user_id
+        return {
+            "message_id": next(self._user_message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat, "type": "private", "first_name": "Trader"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Trader", "language_code": "en"},
+        }
+
+    def send_text(self, user_id: int, text: str, *, chat_id: int | None = None) -> int:
+        """Deliver a text message (a command when it starts with /) from a user; returns its message_id."""
+        message = self._base_message(user_id, chat_id)
+        message["text"] = text
+        if text.startswith("/"):
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return self._push(message)
+
+    def send_photo(self, user_id: int, data: bytes, *, caption: str | None = None,
+                   width: int = 1280, height: int = 720, chat_id: int | None = None) -> int:
+        """Deliver a photo message; the largest size carries `data`."""
+        message = self._base_message(user_id, chat_id)
+        file_id = self.add_file(data)
+        message["photo"] = [
+            {"file_id": file_id + "-thumb", "file_unique_id": file_id + "-t", "width": 90, "height": 51,
+             "file_size": 1000},
+            {"file_id": file_id, "file_unique_id": file_id + "-u", "width": width, "height": height,
+             "file_size": len(data)},
+        ]
+        if caption is not None:
+            message["caption"] = caption
+        return self._push(message)
+
+    def send_document(self, user_id: int, data: bytes, *, file_name: str, mime_type: str | None,
+                      caption: str | None = None, file_size: int | None = None,
+                      chat_id: int | None = None) -> int:
+        """Deliver a file message; `file_size` overrides the size Telegram reports."""
+        message = self._base_message(user_id, chat_id)
+        file_id = self.add_file(data)
+        document = {"file_id": file_id, "file_unique_id": file_id + "-u", "file_name": file_name,
+                    "file_size": len(data) if file_size is None else file_size}
+        if mime_type is not None:
+            document["mime_type"] = mime_type
+        message["document"] = document
+        if caption is not None:
+            message["caption"] = caption
+        return self._push(message)
+
+    # What a test reads.
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == method]
+
+    def chat(self, chat_id: int) -> list[SentMessage]:
+        """Return the bot's messages in a chat, oldest first, as they stand now."""
+        return [m for m in sorted(self.messages.values(), key=lambda m: m.message_id) if m.chat_id == chat_id]
+
+    async def wait_for(self, predicate, *, timeout: float = 30.0, interval: float = 0.05) -> None:
+        """Wait until `predicate()` is true; fail the test with AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s; calls: {[c[0] for c in self.calls]}")
+            await asyncio.sleep(interval)
+
+    # The Bot API.
+
+    @staticmethod
+    async def _params(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            return await request.json()
+        form = await request.post()
+        params: dict[str, Any] = {}
+        for key, value in form.items():
+            if isinstance(value, str) and value[:1] in "{[":
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            params[key] = value
+        return params
+
+    @staticmethod
+    def _ok(result: Any) -> web.Response:
+        return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    def _error(code: int, description: str) -> web.Response:
+        return web.json_response({"ok": False, "error_code": code, "description": description}, status=code)
+
+    def _message_json(self, sent: SentMessage) -> dict[str, Any]:
+        return {
+            "message_id": sent.message_id,
+            "date": int(time.time()),
+            "chat": {"id": sent.chat_id, "type": "private", "first_name": "Trader"},
+            "from": BOT_USER,
+            "text": sent.text,
+        }
+
+    async def _handle_method(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return self._error(401, "Unauthorized")
+        method = request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append((method, params))
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return self._error(404, "Not Found: method not found")
+        return await handler(params)
+
+    async def _api_getMe(self, params):
+        return self._ok({**BOT_USER, "can_join_groups": True, "can_read_all_group_messages": False,
+                         "supports_inline_queries": False})
+
+    async def _api_deleteWebhook(self, params):
+        return self._ok(True)
+
+    async def _api_setMyCommands(self, params):
+        self.commands = params.get("commands", [])
+        return self._ok(True)
+
+    async def _api_sendChatAction(self, params):
+        return self._ok(True)
+
+    async def _api_getUpdates(self, params):
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = [u for u in self._updates if u["update_id"] >= offset]
+            if pending or time.monotonic() >= deadline:
+                return self._ok(pending[: int(params.get("limit") or 100)])
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    async def _api_sendMessage(self, params):
+        text = str(params["text"])
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            return self._error(400, "Bad Request: message is too long")
+        if params.get("parse_mode") == "HTML" and (problem := html_parse_error(text)):
+            return self._error(400, problem)
+        reply = params.get("reply_parameters") or {}
+        sent = SentMessage(chat_id=int(params["chat_id"]), message_id=next(self._message_ids), text=text,
+                           parse_mode=params.get("parse_mode"), reply_to=reply.get("message_id"))
+        self.messages[sent.message_id] = sent
+        return self._ok(self._message_json(sent))
+
+    async def _api_editMessageText(self, params):
+        sent = self.messages.get(int(params["message_id"]))
+        if sent is None or sent.chat_id != int(params["chat_id"]):
+            return self._error(400, "Bad Request: message to edit not found")
+        text = str(params["text"])
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            return self._error(400, "Bad Request: message is too long")
+        if params.get("parse_mode") == "HTML" and (problem := html_parse_error(text)):
+            return self._error(400, problem)
+        sent.text = text
+        sent.parse_mode = params.get("parse_mode")
+        sent.edits += 1
+        return self._ok(self._message_json(sent))
+
+    async def _api_getFile(self, params):
+        file_id = params["file_id"]
+        if file_id not in self.files:
+            return self._error(400, "Bad Request: invalid file_id")
+        data = self.files[file_id]
+        if len(data) > 20 * 1024 * 1024:
+            return self._error(400, "Bad Request: file is too big")
+        return self._ok({"file_id": file_id, "file_unique_id": file_id + "-u", "file_size": len(data),
+                         "file_path": f"documents/{file_id}"})
+
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        file_id = request.match_info["path"].rsplit("/", 1)[-1]
+        if file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")

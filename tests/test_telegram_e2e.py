@@ -1,0 +1,317 @@
+"""A trader on Telegram, end to end: the real bot and a real worker as separate processes,
+the fake Bot API and OpenAI servers, and MongoDB and Redis from `make services`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from tests.conftest import BAD_INPUTS, CHARTS
+from tests.fakes.openai_server import Failure, FakeOpenAIServer
+from tests.fakes.telegram_server import FakeTelegramServer
+from tests.processes import ChartBotProcess
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this message shortly."
+FAILED = (
+    "❌ The analysis failed because the chart model did not answer. "
+    "Your use was refunded, so you can send the chart again in a few minutes."
+)
+ANSWER_HTML = (
+    "<b>Trend</b>\nBTC is in an uptrend on the daily chart, making higher highs.\n\n"
+    "<b>Key levels</b>\nSupport near 41,000 &amp; resistance at 45,000 (&lt;i&gt; tags stay literal).\n\n"
+    "<b>Scenarios</b>\nA close above 45,000 confirms the breakout; a loss of 41,000 invalidates it."
+)
+NOTHING_COUNTED = " Nothing was counted against your limit."
+
+
+@dataclass
+class Stack:
+    telegram: FakeTelegramServer
+    openai: FakeOpenAIServer
+    mongo: AsyncMongoClient
+    database: str
+    redis: Redis
+    bot: ChartBotProcess
+    worker: ChartBotProcess
+
+    @property
+    def db(self):
+        return self.mongo[self.database]
+
+    async def used_today(self, user_id: int) -> int:
+        day = datetime.now(UTC).date().isoformat()
+        return int(await self.redis.get(f"chartbot:usage:day:telegram:{user_id}:{day}") or 0)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(services_env, tmp_path_factory):
+    """Fake servers, then `chartbot telegram` and `chartbot worker` as child processes."""
+    telegram = FakeTelegramServer()
+    openai = FakeOpenAIServer()
+    await telegram.start()
+    await openai.start()
+    redis = Redis.from_url(services_env["REDIS_URL"])
+    await redis.flushdb()
+    mongo = AsyncMongoClient(services_env["MONGODB_URL"], tz_aware=True)
+    database = f"e2e_{uuid.uuid4().hex[:10]}"
+    env = {
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "TELEGRAM_API_URL": telegram.url,
+        "OPENAI_API_KEY": "test-openai-key",
+        "OPENAI_BASE_URL": openai.url,
+        "MONGODB_URL": services_env["MONGODB_URL"],
+        "MONGODB_DATABASE": database,
+        "REDIS_URL": services_env["REDIS_URL"],
+        "QUEUE_NAME": f"chartbot:test:{database}",
+        "FREE_DAILY_LIMIT": "3",
+        "MODEL_MAX_ATTEMPTS": "3",
+        "MODEL_RETRY_BASE_SECONDS": "0.05",
+        "DO_NOT_TRACK": "1",
+    }
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    bot = ChartBotProcess("telegram", env, logs / "bot.log")
+    worker = ChartBotProcess("worker", env, logs / "worker.log")
+    await bot.start()
+    await worker.start()
+    stack = Stack(telegram, openai, mongo, database, redis, bot, worker)
+    try:
+        await telegram.wait_for(lambda: telegram.calls_to("getUpdates"), timeout=60)
+    except AssertionError:
+        await bot.stop()
+        await worker.stop()
+        raise AssertionError(f"the bot did not start polling; its log:\n{bot.log()}")
+    yield stack
+    bot_status = await bot.stop()
+    worker_status = await worker.stop()
+    await mongo.drop_database(database)
+    await mongo.close()
+    await redis.aclose()
+    await telegram.stop()
+    await openai.stop()
+    assert bot_status == 0, bot.log()[-3000:]
+    assert worker_status == 0, worker.log()[-3000:]
+
+
+def _finals(telegram: FakeTelegramServer, chat_id: int) -> list[str]:
+    return [m.text for m in telegram.chat(chat_id) if m.text.startswith("📊")]
+
+
+def _image_hashes(request: dict) -> list[str]:
+    hashes = []
+    for part in request["messages"][1]["content"]:
+        if part["type"] == "image_url":
+            encoded = part["image_url"]["url"].split(",", 1)[1]
+            hashes.append(hashlib.sha256(base64.b64decode(encoded)).hexdigest())
+    return hashes
+
+
+def _user_text(request: dict) -> str:
+    return next(p["text"] for p in request["messages"][1]["content"] if p["type"] == "text")
+
+
+async def test_commands_registered_and_help(stack: Stack):
+    user = 1001
+    commands = [c["command"] for c in stack.telegram.commands]
+    assert commands == ["start", "help"]
+
+    stack.telegram.send_text(user, "/help")
+    await stack.telegram.wait_for(lambda: stack.telegram.chat(user))
+    text = stack.telegram.chat(user)[0].text
+    assert text.startswith("<b>How to use ChartBot</b>")
+    assert "You can analyse 3 charts a day; the count resets at 00:00 UTC." in text
+
+
+async def test_photo_and_document_each_get_one_analysis(stack: Stack):
+    user = 1002
+    photo = (CHARTS / "real" / "tradingview-01.jpg").read_bytes()
+    document = (CHARTS / "rendered" / "rendered-00.png").read_bytes()
+    requests_before = len(stack.openai.requests)
+
+    photo_message = stack.telegram.send_photo(user, photo, caption="Is the uptrend intact? <yes> & no")
+    document_message = stack.telegram.send_document(
+        user, document, file_name="rendered-00.png", mime_type="image/png"
+    )
+    await stack.telegram.wait_for(lambda: len(_finals(stack.telegram, user)) == 2, timeout=60)
+
+    chat = stack.telegram.chat(user)
+    assert len(chat) == 2
+    by_reply = {m.reply_to: m for m in chat}
+    assert by_reply[photo_message].text == (
+        "📊 <b>Chart analysis</b>\n<i>Your question: Is the uptrend intact? &lt;yes&gt; &amp; no</i>\n\n"
+        + ANSWER_HTML + "\n\n<i>Not financial advice.</i>"
+    )
+    assert by_reply[document_message].text == (
+        "📊 <b>Chart analysis</b>\n\n" + ANSWER_HTML + "\n\n<i>Not financial advice.</i>"
+    )
+    for message in chat:
+        assert message.edits == 1
+        assert message.parse_mode == "HTML"
+    acknowledgements = [p["text"] for p in stack.telegram.calls_to("sendMessage") if int(p["chat_id"]) == user]
+    assert acknowledgements == [QUEUED, QUEUED]
+
+    requests = stack.openai.requests[requests_before:]
+    assert len(requests) == 2
+    by_image = {_image_hashes(r)[0]: r for r in requests}
+    photo_request = by_image[hashlib.sha256(photo).hexdigest()]
+    document_request = by_image[hashlib.sha256(document).hexdigest()]
+    assert _user_text(photo_request) == (
+        "Analyse this chart. The trader's question or context: Is the uptrend intact? <yes> & no"
+    )
+    assert _user_text(document_request) == "Analyse this chart."
+    assert photo_request["model"] == "gpt-4o"
+    assert photo_request["messages"][0]["role"] == "system"
+
+    records = await stack.db.analyses.find({"user_id": str(user)}).to_list()
+    assert len(records) == 2
+    for record in records:
+        assert record["status"] == "done"
+        assert record["usage"] == {"input_tokens": 1234, "output_tokens": 321}
+        assert record["model"] == "gpt-4o"
+        assert record["prompt_version"] == "chart-analysis-v1"
+        assert record["attempts"] == 1
+        assert record["refunded"] is False
+    assert sorted(r["images"][0]["info"]["mime_type"] for r in records) == ["image/jpeg", "image/png"]
+    assert await stack.used_today(user) == 2
+
+
+async def test_fourth_chart_of_the_day_refused(stack: Stack):
+    user = 1003
+    for index in (1, 2, 3):
+        chart = (CHARTS / "rendered" / f"rendered-0{index}.png").read_bytes()
+        stack.telegram.send_photo(user, chart)
+    await stack.telegram.wait_for(lambda: len(_finals(stack.telegram, user)) == 3, timeout=60)
+    requests_before = len(stack.openai.requests)
+
+    stack.telegram.send_photo(user, (CHARTS / "rendered" / "rendered-04.png").read_bytes())
+    await stack.telegram.wait_for(lambda: len(stack.telegram.chat(user)) == 4)
+
+    refusal = stack.telegram.chat(user)[-1].text
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    match = re.fullmatch(
+        r"🚫 You have used 3 of your 3 chart analyses for today\. "
+        rf"The limit resets at 00:00 UTC on {tomorrow} \(in (\d+ h )?\d+ min\)\. This request was not counted\.",
+        refusal,
+    )
+    assert match, refusal
+    assert len(stack.openai.requests) == requests_before
+    assert await stack.used_today(user) == 3
+    assert await stack.db.analyses.count_documents({"user_id": str(user)}) == 3
+
+
+async def test_failing_model_refunds_the_use(stack: Stack):
+    user = 1004
+    requests_before = len(stack.openai.requests)
+    stack.openai.fail_always = Failure(status=500)
+    try:
+        stack.telegram.send_photo(user, (CHARTS / "real" / "tradingview-02.jpg").read_bytes())
+        await stack.telegram.wait_for(
+            lambda: [m for m in stack.telegram.chat(user) if m.text == FAILED], timeout=60
+        )
+    finally:
+        stack.openai.fail_always = None
+
+    assert [m.text for m in stack.telegram.chat(user)] == [FAILED]
+    assert len(stack.openai.requests) - requests_before == 3
+    record = await stack.db.analyses.find_one({"user_id": str(user)})
+    assert record["status"] == "failed"
+    assert record["refunded"] is True
+    assert record["attempts"] == 3
+    assert record["error"].startswith("model unavailable after 3 attempts")
+    assert await stack.used_today(user) == 0
+
+
+async def test_rate_limited_model_is_retried(stack: Stack):
+    user = 1005
+    requests_before = len(stack.openai.requests)
+    stack.openai.failures = [Failure(status=429, retry_after=0.2)]
+    stack.telegram.send_photo(user, (CHARTS / "real" / "tradingview-03.jpg").read_bytes())
+    await stack.telegram.wait_for(lambda: _finals(stack.telegram, user), timeout=60)
+
+    assert len(stack.openai.requests) - requests_before == 2
+    record = await stack.db.analyses.find_one({"user_id": str(user)})
+    assert record["status"] == "done"
+    assert record["attempts"] == 2
+    assert await stack.used_today(user) == 1
+
+
+BAD_INPUT_REPLIES = {
+    "animated.gif": (
+        "image/gif",
+        "That image format is not supported (image/gif). "
+        "Send the chart as a photo, or as a PNG, JPEG or WebP file.",
+    ),
+    "document.pdf": (
+        "application/pdf",
+        "That file is not an image. Send a chart screenshot as a photo, or as a PNG, JPEG or WebP file.",
+    ),
+    "empty.png": ("image/png", "That file is empty. Send the chart screenshot again."),
+    "pixel-flood.png": (
+        "image/png",
+        "That image is too large to read (60000x60000 pixels). The limit is 40 megapixels: "
+        "send an ordinary screenshot.",
+    ),
+    "script.svg": (
+        "image/svg+xml",
+        "That image format is not supported (image/svg+xml). "
+        "Send the chart as a photo, or as a PNG, JPEG or WebP file.",
+    ),
+    "text-named-png.png": (
+        "image/png",
+        "That file is not an image. Send a chart screenshot as a photo, or as a PNG, JPEG or WebP file.",
+    ),
+    "tiny.png": (
+        "image/png",
+        "That image is too small to read a chart (6x4 pixels). Send a screenshot at least 64 pixels on each side.",
+    ),
+    "truncated.png": (
+        "image/png",
+        "That image could not be read: the file is damaged or incomplete. Take the screenshot again and resend it.",
+    ),
+}
+
+
+async def test_bad_inputs_refused_at_no_cost(stack: Stack):
+    user = 1006
+    assert sorted(p.name for p in BAD_INPUTS.iterdir()) == sorted(BAD_INPUT_REPLIES)
+    requests_before = len(stack.openai.requests)
+    analyses_before = await stack.db.analyses.count_documents({})
+    images_before = await stack.db.chart_images.count_documents({})
+
+    for name, (mime_type, reply) in BAD_INPUT_REPLIES.items():
+        sent = stack.telegram.send_document(user, (BAD_INPUTS / name).read_bytes(), file_name=name,
+                                            mime_type=mime_type)
+        await stack.telegram.wait_for(lambda: any(m.reply_to == sent for m in stack.telegram.chat(user)))
+        answer = next(m for m in stack.telegram.chat(user) if m.reply_to == sent)
+        assert answer.text == reply + NOTHING_COUNTED, name
+
+    assert len(stack.openai.requests) == requests_before
+    assert await stack.db.analyses.count_documents({}) == analyses_before
+    assert await stack.db.chart_images.count_documents({}) == images_before
+    assert await stack.used_today(user) == 0
+
+
+async def test_file_over_download_limit_refused_without_download(stack: Stack):
+    user = 1007
+    sent = stack.telegram.send_document(user, b"\x89PNG", file_name="huge.png", mime_type="image/png",
+                                        file_size=25_000_000)
+    await stack.telegram.wait_for(lambda: stack.telegram.chat(user))
+    answer = stack.telegram.chat(user)[0]
+    assert answer.reply_to == sent
+    assert answer.text == (
+        "That file is too large (25.0 MB). Telegram lets bots download files up to 20 MB: "
+        "send a smaller screenshot, or send it as a photo."
+    )
+    file_id = f"file-{len(stack.telegram.files)}"
+    assert file_id not in [p["file_id"] for p in stack.telegram.calls_to("getFile")]
+    assert await stack.used_today(user) == 0

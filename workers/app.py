@@ -1,0 +1,31 @@
+"""The broker that `taskiq worker workers.app:broker` runs, with its start-up and shutdown hooks."""
+
+from __future__ import annotations
+
+import logging
+
+from taskiq import TaskiqEvents, TaskiqState
+
+from adapters.taskiq_queue import build_redis_broker
+from core.settings import Settings
+from workers.runtime import open_runtime
+from workers.tasks import register_tasks
+
+logger = logging.getLogger(__name__)
+
+settings = Settings()
+broker = build_redis_broker(settings)
+register_tasks(broker)
+
+
+@broker.on_event(TaskiqEvents.WORKER_STARTUP)
+async def _startup(state: TaskiqState) -> None:
+    state.runtime = await open_runtime(settings, broker)
+
+
+@broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+async def _shutdown(state: TaskiqState) -> None:
+    runtime = getattr(state, "runtime", None)
+    if runtime is not None:
+        await runtime.close()
+    logger.info("worker stopped")

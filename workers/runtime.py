@@ -1,0 +1,70 @@
+"""What a worker process holds while it runs: backends, the model, the chat notifier."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from taskiq import AsyncBroker
+from telegram import Bot
+
+from adapters.backends import Backends, open_backends
+from bot.telegram.client import build_bot, quiet_http_loggers
+from bot.telegram.notifier import TelegramNotifier
+from core.analysis import RetryPolicy
+from core.ports import ChartAnalyzer
+from core.settings import Settings
+from workers.openai_analyzer import OpenAIChartAnalyzer, build_openai_client
+from workers.prompt import load_prompt
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerRuntime:
+    """Clients a worker opens once at start and closes at stop."""
+
+    backends: Backends
+    bot: Bot
+    notifier: TelegramNotifier
+    analyzer: ChartAnalyzer
+    retry: RetryPolicy
+
+    async def close(self) -> None:
+        """Close every client."""
+        await self.bot.shutdown()
+        await self.backends.close()
+
+
+def build_analyzer(settings: Settings) -> ChartAnalyzer:
+    """Create the vision model client from the OpenAI settings."""
+    settings.require("openai_api_key")
+    assert settings.openai_api_key is not None
+    client = build_openai_client(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout_seconds=settings.openai_timeout_seconds,
+    )
+    return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt())
+
+
+async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime:
+    """Connect every client the analysis task needs."""
+    quiet_http_loggers()
+    analyzer = build_analyzer(settings)
+    backends = await open_backends(settings, broker)
+    bot = build_bot(settings)
+    await bot.initialize()
+    retry = RetryPolicy(
+        max_attempts=settings.model_max_attempts,
+        base_seconds=settings.model_retry_base_seconds,
+        max_seconds=settings.model_retry_max_seconds,
+    )
+    logger.info(
+        "worker ready model=%s prompt=%s database=%s queue=%s daily_limit=%d max_attempts=%d",
+        settings.openai_model, analyzer.prompt_version, settings.mongodb_database,
+        settings.queue_name, settings.free_daily_limit, settings.model_max_attempts,
+    )
+    return WorkerRuntime(
+        backends=backends, bot=bot, notifier=TelegramNotifier(bot), analyzer=analyzer, retry=retry
+    )

@@ -1,0 +1,27 @@
+"""taskiq tasks, registered by name on whichever broker runs them."""
+
+from __future__ import annotations
+
+import logging
+
+from taskiq import AsyncBroker, Context, TaskiqDepends
+
+from adapters.taskiq_queue import ANALYZE_TASK_NAME
+from core.analysis import run_analysis
+from workers.runtime import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+
+async def analyze_chart(analysis_id: str, context: Context = TaskiqDepends()) -> str:
+    """Run one queued analysis and reply in its chat; returns the final status."""
+    runtime: WorkerRuntime = context.state.runtime
+    analysis = await run_analysis(
+        analysis_id, runtime.backends.services, runtime.analyzer, runtime.notifier, retry=runtime.retry
+    )
+    return analysis.status.value
+
+
+def register_tasks(broker: AsyncBroker) -> None:
+    """Register every task on `broker` under its fixed name."""
+    broker.register_task(analyze_chart, task_name=ANALYZE_TASK_NAME)
