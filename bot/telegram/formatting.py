@@ -100,7 +100,7 @@ def render_markdown_messages(text: str, *, header: str = "", footer: str = "",
     head = f"{header}\n\n" if header else ""
     tail = f"\n\n{footer}" if footer else ""
     budget = limit - max(telegram_length(head), telegram_length(tail))
-    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
     blocks: list[str] = []
     for paragraph in paragraphs:

@@ -1,0 +1,35 @@
+# ChartBot developer commands. `make test` installs everything it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS_DIR ?= .tools
+export DO_NOT_TRACK := 1
+export TOOLS_DIR
+
+.PHONY: venv tools services services-stop test lint-imports clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+tools:
+	bash scripts/tools.sh
+
+services: venv tools
+	PYTHON=$(PY) bash scripts/services.sh start
+
+services-stop:
+	PYTHON=$(PY) bash scripts/services.sh stop
+
+lint-imports: venv
+	$(VENV)/bin/lint-imports
+
+test: venv tools
+	PYTHON=$(PY) bash scripts/test.sh
+
+clean: services-stop
+	rm -rf $(VENV) $(TOOLS_DIR)

@@ -1,0 +1,210 @@
+"""The analysis use cases on the in-memory ports: reserve, queue, run, retry, fail, refund."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from core.analysis import AnalysisServices, RetryPolicy, request_analysis, run_analysis
+from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError, UsageLimitExceeded
+from core.images import inspect_image
+from core.memory import InMemoryAnalysisRepository, InMemoryImageStore, InMemoryUsageCounter
+from core.models import Analysis, AnalysisJob, AnalysisStatus, ChartImage, ModelAnswer, Platform, TokenUsage
+from tests.conftest import CHARTS
+
+NOW = datetime(2026, 3, 14, 21, 30, tzinfo=UTC)
+
+
+class RecordingQueue:
+    def __init__(self, fail: bool = False) -> None:
+        self.ids: list[str] = []
+        self.fail = fail
+
+    async def enqueue(self, analysis_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("queue down")
+        self.ids.append(analysis_id)
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    async def analysis_queued(self, analysis: Analysis) -> str | None:
+        self.events.append(("queued", analysis.id))
+        return "77"
+
+    async def analysis_done(self, analysis: Analysis) -> None:
+        self.events.append(("done", analysis.id))
+
+    async def analysis_failed(self, analysis: Analysis) -> None:
+        self.events.append(("failed", analysis.id))
+
+
+class ScriptedAnalyzer:
+    prompt_version = "test-v1"
+
+    def __init__(self, errors: Sequence[Exception] = ()) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def analyze(self, images, caption):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return ModelAnswer(text=f"analysis of {len(images)} chart(s): {caption}", model="gpt-4o",
+                           usage=TokenUsage(input_tokens=10, output_tokens=5))
+
+
+def _services(queue=None, limit=3) -> AnalysisServices:
+    return AnalysisServices(
+        analyses=InMemoryAnalysisRepository(),
+        images=InMemoryImageStore(),
+        usage=InMemoryUsageCounter(),
+        queue=queue or RecordingQueue(),
+        daily_limit=limit,
+        clock=lambda: NOW,
+    )
+
+
+def _job(user_id="42", caption="breakout?") -> AnalysisJob:
+    data = (CHARTS / "rendered" / "rendered-00.png").read_bytes()
+    info = inspect_image(data, max_bytes=20_000_000, max_pixels=40_000_000, min_side=64)
+    return AnalysisJob(platform=Platform.TELEGRAM, user_id=user_id, chat_id="42", message_id="5",
+                       images=[ChartImage(info=info, data=data)], caption=caption)
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+async def test_request_reserves_stores_acknowledges_and_queues():
+    services, notifier = _services(), RecordingNotifier()
+    analysis = await request_analysis(_job(), services, notifier)
+
+    stored = await services.analyses.get(analysis.id)
+    assert stored.status is AnalysisStatus.QUEUED
+    assert stored.ack_message_id == "77"
+    assert stored.usage_day == "2026-03-14"
+    assert await services.images.get(stored.images[0].image_id) == _job().images[0].data
+    assert services.queue.ids == [analysis.id]
+    assert notifier.events == [("queued", analysis.id)]
+    assert await services.usage.used("telegram:42", "2026-03-14") == 1
+
+
+async def test_request_over_daily_limit_refused_with_reset_time():
+    services, notifier = _services(limit=2), RecordingNotifier()
+    await request_analysis(_job(), services, notifier)
+    await request_analysis(_job(), services, notifier)
+
+    with pytest.raises(UsageLimitExceeded) as caught:
+        await request_analysis(_job(), services, notifier)
+    assert (caught.value.limit, caught.value.used, caught.value.requested) == (2, 2, 1)
+    assert caught.value.resets_at == datetime(2026, 3, 15, tzinfo=UTC)
+    assert len(services.analyses.records) == 2
+    assert len(services.queue.ids) == 2
+
+
+async def test_queue_failure_refunds_and_marks_failed():
+    services, notifier = _services(queue=RecordingQueue(fail=True)), RecordingNotifier()
+    with pytest.raises(ConnectionError):
+        await request_analysis(_job(), services, notifier)
+
+    [record] = services.analyses.records.values()
+    assert record.status is AnalysisStatus.FAILED
+    assert record.refunded is True
+    assert record.error == "could not queue: queue down"
+    assert notifier.events == [("queued", record.id), ("failed", record.id)]
+    assert await services.usage.used("telegram:42", "2026-03-14") == 0
+
+
+async def test_run_delivers_and_records_tokens():
+    services, notifier = _services(), RecordingNotifier()
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer()
+
+    done = await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy())
+
+    assert done.status is AnalysisStatus.DONE
+    assert done.result_text == "analysis of 1 chart(s): breakout?"
+    assert done.usage == TokenUsage(input_tokens=10, output_tokens=5)
+    assert done.prompt_version == "test-v1"
+    assert done.started_at == NOW and done.finished_at == NOW
+    assert (await services.analyses.get(analysis.id)).status is AnalysisStatus.DONE
+    assert notifier.events[-1] == ("done", analysis.id)
+
+
+async def test_transient_errors_retried_with_backoff_and_retry_after():
+    services, notifier, sleep = _services(), RecordingNotifier(), RecordingSleep()
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer([TransientModelError("500"), TransientModelError("429", retry_after=7.5)])
+
+    done = await run_analysis(analysis.id, services, analyzer, notifier,
+                              retry=RetryPolicy(max_attempts=4, base_seconds=2, max_seconds=60, sleep=sleep))
+
+    assert done.status is AnalysisStatus.DONE
+    assert done.attempts == 3
+    assert sleep.delays == [2, 7.5]
+
+
+async def test_retries_exhausted_fail_and_refund_once():
+    services, notifier, sleep = _services(), RecordingNotifier(), RecordingSleep()
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer([TransientModelError("500")] * 3)
+
+    failed = await run_analysis(analysis.id, services, analyzer, notifier,
+                                retry=RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=3, sleep=sleep))
+
+    assert failed.status is AnalysisStatus.FAILED
+    assert failed.error == "model unavailable after 3 attempts: 500"
+    assert sleep.delays == [1, 2]
+    assert analyzer.calls == 3
+    assert await services.usage.used("telegram:42", "2026-03-14") == 0
+    # A redelivered job neither runs again nor refunds twice.
+    again = await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy(sleep=sleep))
+    assert again.status is AnalysisStatus.FAILED
+    assert analyzer.calls == 3
+    assert await services.usage.used("telegram:42", "2026-03-14") == 0
+    assert notifier.events.count(("failed", analysis.id)) == 1
+
+
+async def test_permanent_error_fails_without_retry():
+    services, notifier, sleep = _services(), RecordingNotifier(), RecordingSleep()
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer([PermanentModelError("HTTP 400 from the model")])
+
+    failed = await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy(sleep=sleep))
+
+    assert failed.status is AnalysisStatus.FAILED
+    assert failed.error == "model error: HTTP 400 from the model"
+    assert analyzer.calls == 1
+    assert sleep.delays == []
+
+
+async def test_finished_analysis_not_run_twice():
+    services, notifier = _services(), RecordingNotifier()
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer()
+    await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy())
+    await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy())
+    assert analyzer.calls == 1
+    assert notifier.events.count(("done", analysis.id)) == 1
+
+
+async def test_unknown_analysis_raises_not_found():
+    services = _services()
+    with pytest.raises(AnalysisNotFound):
+        await run_analysis("missing", services, ScriptedAnalyzer(), RecordingNotifier(), retry=RetryPolicy())
+
+
+def test_retry_delay_capped():
+    policy = RetryPolicy(base_seconds=2, max_seconds=10)
+    assert [policy.delay(n, None) for n in (1, 2, 3, 4)] == [2, 4, 8, 10]
+    assert policy.delay(1, 120) == 10
+    assert policy.delay(1, 0) == 0
