@@ -48,6 +48,7 @@ async def open_backends(settings: Settings, broker: AsyncBroker) -> Backends:
         usage=RedisUsageCounter(redis),
         queue=TaskiqAnalysisQueue(broker),
         daily_limit=settings.free_daily_limit,
+        image_limits=settings.image_limits(),
     )
     logger.info("backends ready database=%s", settings.mongodb_database)
     return Backends(mongo=mongo, redis=redis, services=services)

@@ -1,22 +1,25 @@
-"""Use cases of a chart analysis: request it (bot side) and run it (worker side)."""
+"""Use cases on the bot side of an analysis: request it, and fail it with a refund."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.errors import (
-    AnalysisNotFound,
-    PermanentModelError,
-    TransientModelError,
-    UsageLimitExceeded,
+from core.errors import CaptionTooLong, UsageLimitExceeded
+from core.images import ImageLimits, inspect_image
+from core.models import (
+    CAPTION_MAX_CHARS,
+    Analysis,
+    AnalysisJob,
+    AnalysisStatus,
+    ChartImage,
+    FailureKind,
+    Platform,
+    StoredImage,
 )
-from core.models import Analysis, AnalysisJob, AnalysisStatus, ChartImage, StoredImage
-from core.ports import AnalysisQueue, AnalysisRepository, ChartAnalyzer, Clock, ImageStore, Notifier, UsageCounter
+from core.ports import AnalysisQueue, AnalysisRepository, Clock, ImageStore, Notifier, UsageCounter
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +54,43 @@ class AnalysisServices:
     usage: UsageCounter
     queue: AnalysisQueue
     daily_limit: int
+    image_limits: ImageLimits = ImageLimits()
     clock: Clock = utc_now
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait before calling the model again after a transient error."""
+class Upload:
+    """A chart file as a chat adapter received it."""
 
-    max_attempts: int = 4
-    base_seconds: float = 2.0
-    max_seconds: float = 60.0
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    platform: Platform
+    user_id: str
+    chat_id: str
+    data: bytes
+    message_id: str | None = None
+    caption: str | None = None
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Return seconds to wait after failed attempt number `attempt` (1-based)."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_seconds)
-        return min(self.base_seconds * 2 ** (attempt - 1), self.max_seconds)
+
+async def submit_upload(upload: Upload, services: AnalysisServices, notifier: Notifier) -> Analysis:
+    """Check an uploaded chart, then request its analysis.
+
+    Raises CaptionTooLong, InvalidChartImage or UsageLimitExceeded; none of
+    them costs the user anything or stores anything.
+    """
+    if upload.caption is not None and len(upload.caption) > CAPTION_MAX_CHARS:
+        raise CaptionTooLong(length=len(upload.caption), limit=CAPTION_MAX_CHARS)
+    limits = services.image_limits
+    info = inspect_image(
+        upload.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, min_side=limits.min_side
+    )
+    job = AnalysisJob(
+        platform=upload.platform,
+        user_id=upload.user_id,
+        chat_id=upload.chat_id,
+        message_id=upload.message_id,
+        images=[ChartImage(info=info, data=upload.data)],
+        caption=upload.caption,
+    )
+    return await request_analysis(job, services, notifier)
 
 
 async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifier: Notifier) -> Analysis:
@@ -123,14 +146,21 @@ async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifie
         await services.queue.enqueue(analysis.id)
     except Exception as error:
         logger.exception("queueing analysis failed analysis=%s user=%s", analysis.id, key)
-        await fail_analysis(analysis, services, notifier, error=f"could not queue: {error}")
+        await fail_analysis(analysis, services, notifier, failure=FailureKind.QUEUE, error=f"could not queue: {error}")
         raise
 
     logger.info("analysis queued analysis=%s user=%s images=%d", analysis.id, key, units)
     return analysis
 
 
-async def fail_analysis(analysis: Analysis, services: AnalysisServices, notifier: Notifier, *, error: str) -> Analysis:
+async def fail_analysis(
+    analysis: Analysis,
+    services: AnalysisServices,
+    notifier: Notifier,
+    *,
+    failure: FailureKind,
+    error: str,
+) -> Analysis:
     """Mark an analysis failed, refund its reservation once, and tell the user."""
     refunded = await services.usage.refund(
         user_key(analysis.platform.value, analysis.user_id),
@@ -141,6 +171,7 @@ async def fail_analysis(analysis: Analysis, services: AnalysisServices, notifier
     changes = {
         "status": AnalysisStatus.FAILED,
         "error": error[:500],
+        "failure": failure,
         "refunded": True,
         "finished_at": services.clock(),
     }
@@ -153,85 +184,3 @@ async def fail_analysis(analysis: Analysis, services: AnalysisServices, notifier
     except Exception:
         logger.exception("failure notice not delivered analysis=%s chat=%s", analysis.id, analysis.chat_id)
     return failed
-
-
-async def _load_images(analysis: Analysis, services: AnalysisServices) -> list[ChartImage]:
-    return [
-        ChartImage(info=image.info, data=await services.images.get(image.image_id))
-        for image in analysis.images
-    ]
-
-
-async def run_analysis(
-    analysis_id: str,
-    services: AnalysisServices,
-    analyzer: ChartAnalyzer,
-    notifier: Notifier,
-    *,
-    retry: RetryPolicy,
-) -> Analysis:
-    """Run one queued analysis through the model and deliver the result to its chat.
-
-    Transient model errors are retried under `retry`; a permanent error, or
-    running out of attempts, fails the analysis and refunds it. An analysis
-    that already finished is returned as it is, so a redelivered job does
-    nothing twice.
-    """
-    analysis = await services.analyses.get(analysis_id)
-    if analysis is None:
-        raise AnalysisNotFound(analysis_id)
-    if analysis.status in (AnalysisStatus.DONE, AnalysisStatus.FAILED):
-        logger.info("analysis already finished analysis=%s status=%s", analysis_id, analysis.status.value)
-        return analysis
-
-    started = {"status": AnalysisStatus.RUNNING, "started_at": services.clock()}
-    await services.analyses.update(analysis_id, started)
-    analysis = analysis.model_copy(update=started)
-    logger.info("analysis started analysis=%s user=%s", analysis_id, analysis.user_id)
-
-    try:
-        images = await _load_images(analysis, services)
-    except KeyError as error:
-        logger.error("stored image missing analysis=%s image=%s", analysis_id, error)
-        return await fail_analysis(analysis, services, notifier, error=f"stored image missing: {error}")
-
-    attempt = 0
-    while True:
-        attempt += 1
-        await services.analyses.update(analysis_id, {"attempts": attempt})
-        try:
-            answer = await analyzer.analyze(images, analysis.caption)
-            break
-        except TransientModelError as error:
-            if attempt >= retry.max_attempts:
-                return await fail_analysis(
-                    analysis, services, notifier, error=f"model unavailable after {attempt} attempts: {error}"
-                )
-            delay = retry.delay(attempt, error.retry_after)
-            logger.warning("model call failed, retrying analysis=%s attempt=%d delay=%.1fs error=%s",
-                           analysis_id, attempt, delay, error)
-            await retry.sleep(delay)
-        except PermanentModelError as error:
-            return await fail_analysis(analysis, services, notifier, error=f"model error: {error}")
-        except Exception as error:
-            logger.exception("model call raised unexpectedly analysis=%s", analysis_id)
-            return await fail_analysis(analysis, services, notifier, error=f"unexpected error: {error!r}")
-
-    done = {
-        "status": AnalysisStatus.DONE,
-        "result_text": answer.text,
-        "model": answer.model,
-        "prompt_version": analyzer.prompt_version,
-        "usage": answer.usage,
-        "attempts": attempt,
-        "finished_at": services.clock(),
-    }
-    await services.analyses.update(analysis_id, done)
-    analysis = analysis.model_copy(update=done)
-    logger.info("analysis done analysis=%s user=%s input_tokens=%d output_tokens=%d",
-                analysis_id, analysis.user_id, answer.usage.input_tokens, answer.usage.output_tokens)
-    try:
-        await notifier.analysis_done(analysis)
-    except Exception:
-        logger.exception("analysis reply not delivered analysis=%s chat=%s", analysis_id, analysis.chat_id)
-    return analysis

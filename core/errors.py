@@ -40,6 +40,15 @@ class InvalidChartImage(ChartBotError):
         self.detail = detail
 
 
+class CaptionTooLong(ChartBotError):
+    """A caption is longer than the model prompt takes."""
+
+    def __init__(self, *, length: int, limit: int) -> None:
+        super().__init__(f"caption of {length} characters, limit {limit}")
+        self.length = length
+        self.limit = limit
+
+
 class UsageLimitExceeded(ChartBotError):
     """A request would take the user past their limit."""
 
@@ -73,3 +82,7 @@ class TransientModelError(ModelError):
 
 class PermanentModelError(ModelError):
     """A model failure that a retry would not fix: bad request, authentication, refusal."""
+
+
+class ChartUnreadableError(ChartBotError):
+    """The chart reader could not read an image at all."""

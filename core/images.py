@@ -10,11 +10,21 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import ImageProblem, InvalidChartImage
 from core.models import ImageInfo
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an uploaded chart may be: bytes, pixels (width x height) and the smallest side in pixels."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 64
+
 
 _FORMAT_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 

@@ -30,6 +30,15 @@ class AnalysisStatus(str, Enum):
     FAILED = "failed"
 
 
+class FailureKind(str, Enum):
+    """Why an analysis failed; the chat message depends on it."""
+
+    MODEL = "model"
+    NOT_A_CHART = "not_a_chart"
+    QUEUE = "queue"
+    IMAGE_MISSING = "image_missing"
+
+
 class ImageInfo(BaseModel):
     """What the core learned from an uploaded image without keeping its bytes."""
 
@@ -82,6 +91,43 @@ class ModelAnswer(BaseModel):
     usage: TokenUsage
 
 
+class SwingPoint(BaseModel):
+    """A swing high or low the chart reader found."""
+
+    index: int = Field(ge=0, description="bar index from the left")
+    fraction: float = Field(description="height on the price axis: 0 is the bottom of the plot, 1 the top")
+    price: float | None = None
+
+
+class PriceLevel(BaseModel):
+    """A price level where the chart turned more than once."""
+
+    fraction: float
+    price: float | None = None
+    touches: int = Field(ge=1)
+    kind: Literal["support", "resistance"]
+
+
+class ChartFindings(BaseModel):
+    """What the offline chart reader measured on one image."""
+
+    is_chart: bool
+    confidence: float = Field(ge=0, le=1)
+    chart_type: Literal["candle", "ohlc", "line"] | None = None
+    bar_count: int = Field(default=0, ge=0)
+    trend: Literal["up", "down", "sideways"] | None = None
+    change_fraction: float | None = Field(default=None, description="last minus first close, in plot heights")
+    swing_highs: list[SwingPoint] = Field(default_factory=list)
+    swing_lows: list[SwingPoint] = Field(default_factory=list)
+    levels: list[PriceLevel] = Field(default_factory=list)
+    last_bar_direction: Literal["up", "down", "flat"] | None = None
+    last_bar_patterns: list[str] = Field(default_factory=list)
+    last_price: float | None = None
+    price_axis_read: bool = False
+    ocr_available: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
 class Analysis(BaseModel):
     """The stored record of one analysis request and its outcome."""
 
@@ -102,6 +148,8 @@ class Analysis(BaseModel):
     usage: TokenUsage | None = None
     result_text: str | None = None
     error: str | None = None
+    failure: FailureKind | None = None
+    findings: list[ChartFindings] = Field(default_factory=list)
     attempts: int = 0
     created_at: datetime
     started_at: datetime | None = None

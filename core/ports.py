@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.models import Analysis, ChartImage, ImageInfo, ModelAnswer
+from core.models import Analysis, ChartFindings, ChartImage, ImageInfo, ModelAnswer
 
 
 class AnalysisRepository(Protocol):
@@ -94,13 +94,26 @@ class Notifier(Protocol):
         ...
 
 
+class ChartReader(Protocol):
+    """Measures a chart image offline, before any model call."""
+
+    async def read(self, image: ChartImage) -> ChartFindings:
+        """Return what the image shows; raises ChartUnreadableError when it cannot be read at all."""
+        ...
+
+
 class ChartAnalyzer(Protocol):
-    """The vision model."""
+    """Writes the analysis: the vision model, or the offline reading when no model is configured."""
 
     prompt_version: str
 
-    async def analyze(self, images: Sequence[ChartImage], caption: str | None) -> ModelAnswer:
-        """Analyse the charts; raises TransientModelError or PermanentModelError."""
+    async def analyze(
+        self, images: Sequence[ChartImage], caption: str | None, findings: Sequence[ChartFindings]
+    ) -> ModelAnswer:
+        """Analyse the charts; `findings` holds the reader's measurements, one per image, or is empty.
+
+        Raises TransientModelError or PermanentModelError.
+        """
         ...
 
 

@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import MissingSetting
+from core.images import ImageLimits
 
 TELEGRAM_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     min_image_side: int = Field(default=64, gt=0, description="smallest width or height in pixels")
 
     log_level: str = "INFO"
+
+    def image_limits(self) -> ImageLimits:
+        """Return the upload limits these settings choose."""
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels,
+                           min_side=self.min_image_side)
 
     def require(self, *names: str) -> None:
         """Raise MissingSetting for the first of `names` (field names) that is not set."""

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ChartBotProcess:
-    """One `python -m bot.cli COMMAND` child process."""
+    """One `python -m chartbot.cli COMMAND` child process."""
 
     def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
         self.command = command
@@ -23,7 +23,7 @@ class ChartBotProcess:
     async def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", self.command,
+            sys.executable, "-m", "chartbot.cli", self.command,
             cwd=ROOT, env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
             stdout=log, stderr=asyncio.subprocess.STDOUT,
         )

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.analysis import AnalysisServices, RetryPolicy, request_analysis, run_analysis
+from core.analysis import AnalysisServices, request_analysis
+from core.analysis_run import AnalysisRunner, RetryPolicy, run_analysis
 from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError, UsageLimitExceeded
 from core.images import inspect_image
 from core.memory import InMemoryAnalysisRepository, InMemoryImageStore, InMemoryUsageCounter
@@ -50,7 +51,7 @@ class ScriptedAnalyzer:
         self.errors = list(errors)
         self.calls = 0
 
-    async def analyze(self, images, caption):
+    async def analyze(self, images, caption, findings):
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
@@ -129,7 +130,7 @@ async def test_run_delivers_and_records_tokens():
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer()
 
-    done = await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy())
+    done = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy()))
 
     assert done.status is AnalysisStatus.DONE
     assert done.result_text == "analysis of 1 chart(s): breakout?"
@@ -145,8 +146,8 @@ async def test_transient_errors_retried_with_backoff_and_retry_after():
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer([TransientModelError("500"), TransientModelError("429", retry_after=7.5)])
 
-    done = await run_analysis(analysis.id, services, analyzer, notifier,
-                              retry=RetryPolicy(max_attempts=4, base_seconds=2, max_seconds=60, sleep=sleep))
+    retry = RetryPolicy(max_attempts=4, base_seconds=2, max_seconds=60, sleep=sleep)
+    done = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, retry))
 
     assert done.status is AnalysisStatus.DONE
     assert done.attempts == 3
@@ -158,8 +159,8 @@ async def test_retries_exhausted_fail_and_refund_once():
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer([TransientModelError("500")] * 3)
 
-    failed = await run_analysis(analysis.id, services, analyzer, notifier,
-                                retry=RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=3, sleep=sleep))
+    retry = RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=3, sleep=sleep)
+    failed = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, retry))
 
     assert failed.status is AnalysisStatus.FAILED
     assert failed.error == "model unavailable after 3 attempts: 500"
@@ -167,7 +168,7 @@ async def test_retries_exhausted_fail_and_refund_once():
     assert analyzer.calls == 3
     assert await services.usage.used("telegram:42", "2026-03-14") == 0
     # A redelivered job neither runs again nor refunds twice.
-    again = await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy(sleep=sleep))
+    again = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy(sleep=sleep)))
     assert again.status is AnalysisStatus.FAILED
     assert analyzer.calls == 3
     assert await services.usage.used("telegram:42", "2026-03-14") == 0
@@ -179,7 +180,7 @@ async def test_permanent_error_fails_without_retry():
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer([PermanentModelError("HTTP 400 from the model")])
 
-    failed = await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy(sleep=sleep))
+    failed = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy(sleep=sleep)))
 
     assert failed.status is AnalysisStatus.FAILED
     assert failed.error == "model error: HTTP 400 from the model"
@@ -191,8 +192,8 @@ async def test_finished_analysis_not_run_twice():
     services, notifier = _services(), RecordingNotifier()
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer()
-    await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy())
-    await run_analysis(analysis.id, services, analyzer, notifier, retry=RetryPolicy())
+    await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy()))
+    await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy()))
     assert analyzer.calls == 1
     assert notifier.events.count(("done", analysis.id)) == 1
 
@@ -200,7 +201,7 @@ async def test_finished_analysis_not_run_twice():
 async def test_unknown_analysis_raises_not_found():
     services = _services()
     with pytest.raises(AnalysisNotFound):
-        await run_analysis("missing", services, ScriptedAnalyzer(), RecordingNotifier(), retry=RetryPolicy())
+        await run_analysis("missing", AnalysisRunner(services, ScriptedAnalyzer(), RecordingNotifier(), RetryPolicy()))
 
 
 def test_retry_delay_capped():

@@ -15,7 +15,7 @@ BASE_ENV = {key: value for key, value in os.environ.items()
 
 
 def _run(command: str, **settings: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", command], cwd=ROOT, env={**BASE_ENV, **settings},
+    return subprocess.run([sys.executable, "-m", "chartbot.cli", command], cwd=ROOT, env={**BASE_ENV, **settings},
                           capture_output=True, text=True, timeout=60)
 
 

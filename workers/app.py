@@ -21,6 +21,7 @@ register_tasks(broker)
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def _startup(state: TaskiqState) -> None:
     state.runtime = await open_runtime(settings, broker)
+    state.runner = state.runtime.runner
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

@@ -10,7 +10,7 @@ import openai
 from openai import AsyncOpenAI
 
 from core.errors import PermanentModelError, TransientModelError
-from core.models import ChartImage, ModelAnswer, TokenUsage
+from core.models import ChartFindings, ChartImage, ModelAnswer, TokenUsage
 from workers.prompt import ChartPrompt
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,10 @@ class OpenAIChartAnalyzer:
             )
         return [{"role": "system", "content": self._prompt.system}, {"role": "user", "content": content}]
 
-    async def analyze(self, images: Sequence[ChartImage], caption: str | None) -> ModelAnswer:
+    async def analyze(
+        self, images: Sequence[ChartImage], caption: str | None, findings: Sequence[ChartFindings]
+    ) -> ModelAnswer:
+        # NOTE: the reader's findings are not yet put into the prompt; the model reads the chart alone.
         try:
             response = await self._client.chat.completions.create(
                 model=self._model,

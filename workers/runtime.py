@@ -1,4 +1,4 @@
-"""What a worker process holds while it runs: backends, the model, the chat notifier."""
+"""What a worker process holds while it runs: backends, the chart reader, the model, the chat notifier."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from telegram import Bot
 from adapters.backends import Backends, open_backends
 from bot.telegram.client import build_bot, quiet_http_loggers
 from bot.telegram.notifier import TelegramNotifier
-from core.analysis import RetryPolicy
+from core.analysis_run import AnalysisRunner, RetryPolicy
 from core.ports import ChartAnalyzer
 from core.settings import Settings
+from workers.offline_analyzer import OfflineAnalyzer
 from workers.openai_analyzer import OpenAIChartAnalyzer, build_openai_client
 from workers.prompt import load_prompt
+from workers.reading import OfflineChartReader
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +28,7 @@ class WorkerRuntime:
 
     backends: Backends
     bot: Bot
-    notifier: TelegramNotifier
-    analyzer: ChartAnalyzer
-    retry: RetryPolicy
+    runner: AnalysisRunner
 
     async def close(self) -> None:
         """Close every client."""
@@ -37,15 +37,24 @@ class WorkerRuntime:
 
 
 def build_analyzer(settings: Settings) -> ChartAnalyzer:
-    """Create the vision model client from the OpenAI settings."""
-    settings.require("openai_api_key")
-    assert settings.openai_api_key is not None
+    """Create the vision model client, or the offline analyzer when OPENAI_API_KEY is not set."""
+    if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value():
+        return OfflineAnalyzer()
     client = build_openai_client(
         api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,
         timeout_seconds=settings.openai_timeout_seconds,
     )
     return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt())
+
+
+def build_retry_policy(settings: Settings) -> RetryPolicy:
+    """Return the model retry policy the settings choose."""
+    return RetryPolicy(
+        max_attempts=settings.model_max_attempts,
+        base_seconds=settings.model_retry_base_seconds,
+        max_seconds=settings.model_retry_max_seconds,
+    )
 
 
 async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime:
@@ -55,16 +64,17 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
     backends = await open_backends(settings, broker)
     bot = build_bot(settings)
     await bot.initialize()
-    retry = RetryPolicy(
-        max_attempts=settings.model_max_attempts,
-        base_seconds=settings.model_retry_base_seconds,
-        max_seconds=settings.model_retry_max_seconds,
+    runner = AnalysisRunner(
+        services=backends.services,
+        analyzer=analyzer,
+        notifier=TelegramNotifier(bot),
+        retry=build_retry_policy(settings),
+        reader=OfflineChartReader(max_pixels=settings.max_image_pixels),
     )
+    model = settings.openai_model if isinstance(analyzer, OpenAIChartAnalyzer) else "offline reader (OPENAI_API_KEY not set)"
     logger.info(
         "worker ready model=%s prompt=%s database=%s queue=%s daily_limit=%d max_attempts=%d",
-        settings.openai_model, analyzer.prompt_version, settings.mongodb_database,
+        model, analyzer.prompt_version, settings.mongodb_database,
         settings.queue_name, settings.free_daily_limit, settings.model_max_attempts,
     )
-    return WorkerRuntime(
-        backends=backends, bot=bot, notifier=TelegramNotifier(bot), analyzer=analyzer, retry=retry
-    )
+    return WorkerRuntime(backends=backends, bot=bot, runner=runner)

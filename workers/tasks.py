@@ -7,18 +7,15 @@ import logging
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
 from adapters.taskiq_queue import ANALYZE_TASK_NAME
-from core.analysis import run_analysis
-from workers.runtime import WorkerRuntime
+from core.analysis_run import AnalysisRunner, run_analysis
 
 logger = logging.getLogger(__name__)
 
 
 async def analyze_chart(analysis_id: str, context: Context = TaskiqDepends()) -> str:
     """Run one queued analysis and reply in its chat; returns the final status."""
-    runtime: WorkerRuntime = context.state.runtime
-    analysis = await run_analysis(
-        analysis_id, runtime.backends.services, runtime.analyzer, runtime.notifier, retry=runtime.retry
-    )
+    runner: AnalysisRunner = context.state.runner
+    analysis = await run_analysis(analysis_id, runner)
     return analysis.status.value
 
 

@@ -12,10 +12,9 @@ from telegram.ext import ContextTypes
 
 from bot.telegram import messages
 from bot.telegram.notifier import TelegramNotifier
-from core.analysis import AnalysisServices, request_analysis
-from core.errors import ImageProblem, InvalidChartImage, UsageLimitExceeded
-from core.images import inspect_image
-from core.models import CAPTION_MAX_CHARS, AnalysisJob, ChartImage, Platform
+from core.analysis import AnalysisServices, Upload, submit_upload
+from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
+from core.models import CAPTION_MAX_CHARS, Platform
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -70,7 +69,10 @@ async def chart_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if declared and declared not in ACCEPTED_DOCUMENT_TYPES:
         problem = ImageProblem.UNSUPPORTED_FORMAT if declared.startswith("image/") else ImageProblem.NOT_AN_IMAGE
         logger.info("document refused user=%s mime=%s", update.effective_user.id, declared)
-        await _refuse_image(message, context, InvalidChartImage(problem, declared))
+        services = _context(context).services
+        refusal = messages.refusal(InvalidChartImage(problem, declared), limits=services.image_limits,
+                                   now=services.clock())
+        await _reply(message, refusal)
         return
     await _analyse_upload(update, context, file_id=document.file_id, file_size=document.file_size)
 
@@ -78,12 +80,6 @@ async def chart_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A trader sends text or media that is not a chart or a command."""
     await _reply(update.effective_message, messages.SEND_A_CHART)
-
-
-async def _refuse_image(message: Message, context: ContextTypes.DEFAULT_TYPE, error: InvalidChartImage) -> None:
-    settings = _context(context).settings
-    text = messages.invalid_image(error, min_side=settings.min_image_side, max_pixels=settings.max_image_pixels)
-    await _reply(message, text)
 
 
 async def _download(context: ContextTypes.DEFAULT_TYPE, file_id: str) -> bytes:
@@ -94,16 +90,12 @@ async def _download(context: ContextTypes.DEFAULT_TYPE, file_id: str) -> bytes:
 async def _analyse_upload(
     update: Update, context: ContextTypes.DEFAULT_TYPE, *, file_id: str, file_size: int | None
 ) -> None:
-    """Check an uploaded chart, then hand it to the core, which reserves, stores, acknowledges and queues it."""
+    """Download an uploaded chart and submit it to the core, which checks, reserves, stores and queues it."""
     bot_context = _context(context)
     settings = bot_context.settings
     message = update.effective_message
     user_id = update.effective_user.id
-    caption = message.caption
 
-    if caption is not None and len(caption) > CAPTION_MAX_CHARS:
-        await _reply(message, messages.CAPTION_TOO_LONG.format(length=len(caption), limit=CAPTION_MAX_CHARS))
-        return
     if file_size is not None and file_size > settings.max_image_bytes:
         logger.info("upload refused before download user=%s size=%d", user_id, file_size)
         await _reply(message, messages.FILE_TOO_LARGE.format(size=messages.format_megabytes(file_size)))
@@ -121,30 +113,20 @@ async def _analyse_upload(
             await _reply(message, SOMETHING_WENT_WRONG)
         return
 
-    try:
-        info = inspect_image(
-            data,
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-            min_side=settings.min_image_side,
-        )
-    except InvalidChartImage as error:
-        logger.info("image refused user=%s problem=%s detail=%s", user_id, error.problem.value, error.detail)
-        await _refuse_image(message, context, error)
-        return
-
-    job = AnalysisJob(
+    upload = Upload(
         platform=Platform.TELEGRAM,
         user_id=str(user_id),
         chat_id=str(message.chat_id),
         message_id=str(message.message_id),
-        images=[ChartImage(info=info, data=data)],
-        caption=caption,
+        data=data,
+        caption=message.caption,
     )
+    services = bot_context.services
     try:
-        await request_analysis(job, bot_context.services, bot_context.notifier)
-    except UsageLimitExceeded as error:
-        await _reply(message, messages.limit_reached(error, now=bot_context.services.clock()))
+        await submit_upload(upload, services, bot_context.notifier)
+    except (CaptionTooLong, InvalidChartImage, UsageLimitExceeded) as error:
+        logger.info("upload refused user=%s reason=%s", user_id, error)
+        await _reply(message, messages.refusal(error, limits=services.image_limits, now=services.clock()))
     except TelegramError:
         logger.exception("acknowledgement failed user=%s chat=%s", user_id, message.chat_id)
     except Exception:

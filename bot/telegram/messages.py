@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.telegram.formatting import escape, render_markdown_messages
-from core.errors import ImageProblem, InvalidChartImage, UsageLimitExceeded
-from core.models import Analysis
+from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
+from core.images import ImageLimits
+from core.models import Analysis, FailureKind
 
 COMMANDS = [
     ("start", "What ChartBot does"),
@@ -42,6 +43,21 @@ QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this me
 FAILED = (
     "❌ The analysis failed because the chart model did not answer. "
     "Your use was refunded, so you can send the chart again in a few minutes."
+)
+
+NOT_A_CHART = (
+    "🤔 This does not look like a price chart; send a screenshot of a candlestick, bar or line chart. "
+    "Your use was refunded."
+)
+
+NOT_QUEUED = (
+    "❌ The chart could not be queued because of a problem on our side. "
+    "Your use was refunded; please send it again in a minute."
+)
+
+IMAGE_LOST = (
+    "❌ The analysis failed because the stored chart could not be read. "
+    "Your use was refunded; please send the chart again."
 )
 
 CAPTION_TOO_LONG = (
@@ -106,6 +122,26 @@ def limit_reached(error: UsageLimitExceeded, *, now: datetime) -> str:
         f"The limit resets at {error.resets_at:%H:%M} UTC on {error.resets_at:%Y-%m-%d} "
         f"(in {_time_until(error.resets_at, now)}). This request was not counted."
     )
+
+
+def refusal(error: CaptionTooLong | InvalidChartImage | UsageLimitExceeded, *, limits: ImageLimits,
+            now: datetime) -> str:
+    """Explain a request the core refused before queueing it."""
+    if isinstance(error, CaptionTooLong):
+        return CAPTION_TOO_LONG.format(length=error.length, limit=error.limit)
+    if isinstance(error, InvalidChartImage):
+        return invalid_image(error, min_side=limits.min_side, max_pixels=limits.max_pixels)
+    return limit_reached(error, now=now)
+
+
+def failure_message(analysis: Analysis) -> str:
+    """Explain why an analysis failed; every failure was refunded."""
+    texts = {
+        FailureKind.NOT_A_CHART: NOT_A_CHART,
+        FailureKind.QUEUE: NOT_QUEUED,
+        FailureKind.IMAGE_MISSING: IMAGE_LOST,
+    }
+    return texts.get(analysis.failure, FAILED)
 
 
 def analysis_messages(analysis: Analysis) -> list[str]:

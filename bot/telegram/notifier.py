@@ -75,4 +75,4 @@ class TelegramNotifier:
             await self._send(analysis, part)
 
     async def analysis_failed(self, analysis: Analysis) -> None:
-        await self._replace_ack(analysis, messages.FAILED)
+        await self._replace_ack(analysis, messages.failure_message(analysis))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -30,7 +32,7 @@ def _run_telegram(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
-    settings.require("mongodb_url", "redis_url", "telegram_bot_token", "openai_api_key")
+    settings.require("mongodb_url", "redis_url", "telegram_bot_token")
     command = [
         sys.executable, "-m", "taskiq", "worker", "workers.app:broker",
         "--workers", str(settings.worker_processes),
@@ -43,11 +45,33 @@ def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _run_demo(settings: Settings, arguments: argparse.Namespace) -> int:
+    from chartbot.demo import run_demo, sample_charts
+
+    paths = [Path(p) for p in arguments.images] or sample_charts()
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"chartbot: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_demo(paths, as_json=arguments.json, settings=settings))
+
+
+def _run_chat(settings: Settings, _: argparse.Namespace) -> int:
+    from chartbot.demo import run_chat
+
+    return asyncio.run(run_chat(settings))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chartbot", description="ChartBot: chart analysis for traders in chat.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("telegram", help="run the Telegram bot (polling)").set_defaults(run=_run_telegram)
     commands.add_parser("worker", help="run the taskiq worker that analyses charts").set_defaults(run=_run_worker)
+    demo = commands.add_parser("demo", help="analyse images in one process with no server or account")
+    demo.add_argument("images", nargs="*", help="chart images to send (default: the shipped samples)")
+    demo.add_argument("--json", action="store_true", help="print one JSON object per image instead of the chat")
+    demo.set_defaults(run=_run_demo, quiet=True)
+    commands.add_parser("chat", help="chat with the bot in the terminal").set_defaults(run=_run_chat, quiet=True)
     return parser
 
 
@@ -59,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"chartbot: invalid setting: {error}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    # The terminal commands show the chat, so their logs stay at WARNING unless LOG_LEVEL asks for more.
+    quiet = getattr(arguments, "quiet", False) and "LOG_LEVEL" not in os.environ
+    _configure_logging("WARNING" if quiet else settings.log_level)
     try:
         return arguments.run(settings, arguments)
     except MissingSetting as error:

@@ -1,0 +1,156 @@
+"""The worker side of an analysis: the non-chart gate, the model call with retries, the reply."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from core.analysis import AnalysisServices, fail_analysis
+from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError
+from core.models import Analysis, AnalysisStatus, ChartFindings, ChartImage, FailureKind, ModelAnswer
+from core.ports import ChartAnalyzer, ChartReader, Notifier
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before calling the model again after a transient error."""
+
+    max_attempts: int = 4
+    base_seconds: float = 2.0
+    max_seconds: float = 60.0
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Return seconds to wait after failed attempt number `attempt` (1-based)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_seconds)
+        return min(self.base_seconds * 2 ** (attempt - 1), self.max_seconds)
+
+
+@dataclass(frozen=True)
+class AnalysisRunner:
+    """What the worker needs to run an analysis."""
+
+    services: AnalysisServices
+    analyzer: ChartAnalyzer
+    notifier: Notifier
+    retry: RetryPolicy
+    reader: ChartReader | None = None
+
+
+class _Failed(Exception):
+    def __init__(self, failure: FailureKind, error: str) -> None:
+        super().__init__(error)
+        self.failure = failure
+        self.error = error
+
+
+async def _load_images(analysis: Analysis, services: AnalysisServices) -> list[ChartImage]:
+    try:
+        return [
+            ChartImage(info=image.info, data=await services.images.get(image.image_id))
+            for image in analysis.images
+        ]
+    except KeyError as error:
+        logger.error("stored image missing analysis=%s image=%s", analysis.id, error)
+        raise _Failed(FailureKind.IMAGE_MISSING, f"stored image missing: {error}") from error
+
+
+async def _read_charts(analysis: Analysis, images: Sequence[ChartImage], runner: AnalysisRunner) -> list[ChartFindings]:
+    """Run the offline reader; a non-chart ends the analysis before any model call.
+
+    An image the reader cannot read at all still goes to the model: a false
+    refusal costs the trader more than a model call costs the operator.
+    """
+    if runner.reader is None:
+        return []
+    try:
+        findings = [await runner.reader.read(image) for image in images]
+    except Exception as error:
+        logger.warning("chart reader failed, sending to the model anyway analysis=%s error=%r", analysis.id, error)
+        return []
+    await runner.services.analyses.update(analysis.id, {"findings": findings})
+    for index, finding in enumerate(findings):
+        if not finding.is_chart:
+            logger.info("not a price chart analysis=%s image=%d confidence=%.2f",
+                        analysis.id, index, finding.confidence)
+            raise _Failed(FailureKind.NOT_A_CHART, f"image {index + 1} is not a price chart "
+                                                   f"(chart confidence {finding.confidence:.2f})")
+    return findings
+
+
+async def _call_model(
+    analysis: Analysis, images: Sequence[ChartImage], findings: Sequence[ChartFindings], runner: AnalysisRunner
+) -> tuple[ModelAnswer, int]:
+    """Call the analyzer, retrying transient errors; returns the answer and the attempts it took."""
+    retry = runner.retry
+    attempt = 0
+    while True:
+        attempt += 1
+        await runner.services.analyses.update(analysis.id, {"attempts": attempt})
+        try:
+            return await runner.analyzer.analyze(images, analysis.caption, findings), attempt
+        except TransientModelError as error:
+            if attempt >= retry.max_attempts:
+                raise _Failed(FailureKind.MODEL, f"model unavailable after {attempt} attempts: {error}") from error
+            delay = retry.delay(attempt, error.retry_after)
+            logger.warning("model call failed, retrying analysis=%s attempt=%d delay=%.1fs error=%s",
+                           analysis.id, attempt, delay, error)
+            await retry.sleep(delay)
+        except PermanentModelError as error:
+            raise _Failed(FailureKind.MODEL, f"model error: {error}") from error
+        except Exception as error:
+            logger.exception("model call raised unexpectedly analysis=%s", analysis.id)
+            raise _Failed(FailureKind.MODEL, f"unexpected error: {error!r}") from error
+
+
+async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
+    """Run one queued analysis: gate it, call the model, store the result and reply in its chat.
+
+    A non-chart, a permanent model error, or running out of attempts fails the
+    analysis and refunds it. An analysis that already finished is returned as
+    it is, so a redelivered job does nothing twice.
+    """
+    services = runner.services
+    analysis = await services.analyses.get(analysis_id)
+    if analysis is None:
+        raise AnalysisNotFound(analysis_id)
+    if analysis.status in (AnalysisStatus.DONE, AnalysisStatus.FAILED):
+        logger.info("analysis already finished analysis=%s status=%s", analysis_id, analysis.status.value)
+        return analysis
+
+    started = {"status": AnalysisStatus.RUNNING, "started_at": services.clock()}
+    await services.analyses.update(analysis_id, started)
+    analysis = analysis.model_copy(update=started)
+    logger.info("analysis started analysis=%s user=%s", analysis_id, analysis.user_id)
+
+    try:
+        images = await _load_images(analysis, services)
+        findings = await _read_charts(analysis, images, runner)
+        answer, attempts = await _call_model(analysis, images, findings, runner)
+    except _Failed as failed:
+        return await fail_analysis(analysis, services, runner.notifier, failure=failed.failure, error=failed.error)
+
+    done = {
+        "status": AnalysisStatus.DONE,
+        "result_text": answer.text,
+        "model": answer.model,
+        "prompt_version": runner.analyzer.prompt_version,
+        "usage": answer.usage,
+        "attempts": attempts,
+        "findings": findings,
+        "finished_at": services.clock(),
+    }
+    await services.analyses.update(analysis_id, done)
+    analysis = analysis.model_copy(update=done)
+    logger.info("analysis done analysis=%s user=%s input_tokens=%d output_tokens=%d",
+                analysis_id, analysis.user_id, answer.usage.input_tokens, answer.usage.output_tokens)
+    try:
+        await runner.notifier.analysis_done(analysis)
+    except Exception:
+        logger.exception("analysis reply not delivered analysis=%s chat=%s", analysis_id, analysis.chat_id)
+    return analysis
