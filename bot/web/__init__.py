@@ -1,0 +1,1 @@
+"""The HTTP side of ChartBot: Stripe and Telegram webhooks, health and metrics, served by `chartbot web`."""
