@@ -6,7 +6,9 @@ TOOLS_DIR ?= .tools
 export DO_NOT_TRACK := 1
 export TOOLS_DIR
 
-.PHONY: venv tools services services-stop test lint-imports clean
+CHARTS ?= ../shared/charts
+
+.PHONY: venv tools services services-stop test lint-imports demo bench bench-reader bench-usage clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,19 @@ lint-imports: venv
 
 test: venv tools
 	PYTHON=$(PY) bash scripts/test.sh
+
+demo: venv
+	$(VENV)/bin/chartbot demo
+
+bench-reader: venv
+	$(PY) -m bench.bench_reader --charts $(CHARTS)
+
+bench-usage: venv tools
+	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_usage
+
+bench: venv tools
+	$(PY) -m bench.bench_reader --charts $(CHARTS)
+	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_usage
 
 clean: services-stop
 	rm -rf $(VENV) $(TOOLS_DIR)

@@ -31,6 +31,14 @@ def _run_telegram(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _run_web(settings: Settings, _: argparse.Namespace) -> int:
+    settings.require("mongodb_url", "redis_url")
+    from bot.web.server import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
 def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
     settings.require("mongodb_url", "redis_url", "telegram_bot_token")
     command = [
@@ -62,16 +70,44 @@ def _run_chat(settings: Settings, _: argparse.Namespace) -> int:
     return asyncio.run(run_chat(settings))
 
 
+def _run_usage(settings: Settings, arguments: argparse.Namespace) -> int:
+    from chartbot.usage_commands import InvalidUser, grant_usage, show_usage
+
+    settings.require("mongodb_url", "redis_url")
+    try:
+        if arguments.usage_command == "show":
+            return asyncio.run(show_usage(settings, arguments.user))
+        if arguments.units < 1:
+            print(f"chartbot: invalid number of uses {arguments.units}: grant at least 1", file=sys.stderr)
+            return 2
+        return asyncio.run(grant_usage(settings, arguments.user, arguments.units, note=arguments.note))
+    except InvalidUser as error:
+        print(f"chartbot: {error}", file=sys.stderr)
+        return 2
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chartbot", description="ChartBot: chart analysis for traders in chat.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("telegram", help="run the Telegram bot (polling)").set_defaults(run=_run_telegram)
     commands.add_parser("worker", help="run the taskiq worker that analyses charts").set_defaults(run=_run_worker)
+    commands.add_parser(
+        "web", help="serve the Stripe webhook, the Telegram webhook (with TELEGRAM_WEBHOOK_URL), /healthz and /metrics"
+    ).set_defaults(run=_run_web)
     demo = commands.add_parser("demo", help="analyse images in one process with no server or account")
     demo.add_argument("images", nargs="*", help="chart images to send (default: the shipped samples)")
     demo.add_argument("--json", action="store_true", help="print one JSON object per image instead of the chat")
     demo.set_defaults(run=_run_demo, quiet=True)
     commands.add_parser("chat", help="chat with the bot in the terminal").set_defaults(run=_run_chat, quiet=True)
+    usage = commands.add_parser("usage", help="show a user's usage or grant bonus uses")
+    usage.set_defaults(run=_run_usage, quiet=True)
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True)
+    show = usage_commands.add_parser("show", help="print a user's plan, counts and latest ledger entries")
+    show.add_argument("user", help="PLATFORM:ID, e.g. telegram:123456789")
+    grant = usage_commands.add_parser("grant", help="add bonus uses to a user's current period")
+    grant.add_argument("user", help="PLATFORM:ID, e.g. telegram:123456789")
+    grant.add_argument("units", type=int, help="number of bonus analyses")
+    grant.add_argument("--note", help="why, kept in the ledger")
     return parser
 
 

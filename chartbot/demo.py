@@ -46,7 +46,11 @@ def _verdict(analysis: Analysis | None) -> dict | None:
 async def run_demo(paths: list[Path], *, as_json: bool, settings: Settings, out: TextIO = sys.stdout) -> int:
     """Send each image as a chat user would and print the replies, or one JSON object per image."""
     notifier = ConsoleNotifier(out=out, quiet=as_json)
-    bot = await start_embedded(settings, notifier, daily_limit=max(settings.free_daily_limit, len(paths)))
+    # The demo's one user may send every image given, whatever the free plan allows a day.
+    plans = settings.plan_table()
+    room = max(len(paths), plans.free.daily_limit or 0, plans.free.period_limit)
+    plans = plans.model_copy(update={"free": plans.free.model_copy(update={"daily_limit": room, "period_limit": room})})
+    bot = await start_embedded(settings, notifier, plans=plans)
     chat = ConsoleChat(bot.services, notifier, settle=bot.settle)
     if not as_json:
         print(f"ChartBot demo: {len(paths)} image(s), analysed by {_model_description(settings)}.\n", file=out)
@@ -72,7 +76,7 @@ async def run_demo(paths: list[Path], *, as_json: bool, settings: Settings, out:
 async def run_chat(settings: Settings, *, out: TextIO = sys.stdout) -> int:
     """Run an interactive chat on the terminal until /quit or end of input."""
     notifier = ConsoleNotifier(out=out)
-    bot = await start_embedded(settings, notifier, daily_limit=settings.free_daily_limit)
+    bot = await start_embedded(settings, notifier, plans=settings.plan_table())
     chat = ConsoleChat(bot.services, notifier, settle=bot.settle)
     print(f"ChartBot chat, analysed by {_model_description(settings)}. {CONSOLE_HINT}", file=out)
     try:

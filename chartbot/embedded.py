@@ -12,11 +12,20 @@ from taskiq import InMemoryBroker
 
 from adapters.local_images import LocalImageStore
 from adapters.taskiq_queue import TaskiqAnalysisQueue
-from core.analysis import AnalysisServices
+from datetime import timedelta
+
+from core.analysis import AnalysisServices, utc_now
 from core.analysis_run import AnalysisRunner
-from core.memory import InMemoryAnalysisRepository, InMemoryUsageCounter
+from core.memory import (
+    InMemoryAnalysisRepository,
+    InMemorySubscriptionRepository,
+    InMemoryUsageCounters,
+    InMemoryUsageLedger,
+)
+from core.plans import PlanTable
 from core.ports import Notifier
 from core.settings import Settings
+from core.usage import UsageService
 from workers.reading import OfflineChartReader
 from workers.runtime import build_analyzer, build_retry_policy
 from workers.tasks import register_tasks
@@ -41,7 +50,7 @@ class EmbeddedBot:
         self.image_folder.cleanup()
 
 
-async def start_embedded(settings: Settings, notifier: Notifier, *, daily_limit: int) -> EmbeddedBot:
+async def start_embedded(settings: Settings, notifier: Notifier, *, plans: PlanTable) -> EmbeddedBot:
     """Build and start the in-process bot."""
     broker = InMemoryBroker()
     register_tasks(broker)
@@ -49,9 +58,15 @@ async def start_embedded(settings: Settings, notifier: Notifier, *, daily_limit:
     services = AnalysisServices(
         analyses=InMemoryAnalysisRepository(),
         images=LocalImageStore(Path(image_folder.name)),
-        usage=InMemoryUsageCounter(),
+        usage=UsageService(
+            counters=InMemoryUsageCounters(),
+            ledger=InMemoryUsageLedger(),
+            subscriptions=InMemorySubscriptionRepository(),
+            plans=plans,
+            past_due_grace=timedelta(days=settings.past_due_grace_days),
+            clock=utc_now,
+        ),
         queue=TaskiqAnalysisQueue(broker),
-        daily_limit=daily_limit,
         image_limits=settings.image_limits(),
     )
     runner = AnalysisRunner(

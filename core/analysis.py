@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from core.errors import CaptionTooLong, UsageLimitExceeded
+from core.errors import CaptionTooLong
 from core.images import ImageLimits, inspect_image
 from core.models import (
     CAPTION_MAX_CHARS,
@@ -19,7 +19,8 @@ from core.models import (
     Platform,
     StoredImage,
 )
-from core.ports import AnalysisQueue, AnalysisRepository, Clock, ImageStore, Notifier, UsageCounter
+from core.ports import AnalysisQueue, AnalysisRepository, Clock, ImageStore, Notifier
+from core.usage import UsageService, user_key
 
 logger = logging.getLogger(__name__)
 
@@ -29,31 +30,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def user_key(platform: str, user_id: str) -> str:
-    """Return the key that identifies a user in usage counters."""
-    return f"{platform}:{user_id}"
-
-
-def usage_day(moment: datetime) -> str:
-    """Return the UTC day (YYYY-MM-DD) a moment is counted in."""
-    return moment.astimezone(UTC).date().isoformat()
-
-
-def next_day_start(moment: datetime) -> datetime:
-    """Return the next UTC midnight after `moment`, when the daily count resets."""
-    day = moment.astimezone(UTC).date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class AnalysisServices:
     """The ports and rules that the analysis use cases run on."""
 
     analyses: AnalysisRepository
     images: ImageStore
-    usage: UsageCounter
+    usage: UsageService
     queue: AnalysisQueue
-    daily_limit: int
     image_limits: ImageLimits = ImageLimits()
     clock: Clock = utc_now
 
@@ -100,18 +84,11 @@ async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifie
     the reservation before the error propagates.
     """
     now = services.clock()
-    day = usage_day(now)
     key = user_key(job.platform.value, job.user_id)
     units = len(job.images)
-
-    admitted, used = await services.usage.reserve(key, day, units=units, limit=services.daily_limit)
-    if not admitted:
-        logger.info("usage limit reached user=%s used=%d limit=%d", key, used, services.daily_limit)
-        raise UsageLimitExceeded(
-            limit=services.daily_limit, used=used, requested=units, resets_at=next_day_start(now)
-        )
-
     analysis_id = uuid.uuid4().hex
+    reservation = await services.usage.reserve(job.platform.value, job.user_id, units=units, analysis_id=analysis_id)
+
     stored: list[StoredImage] = []
     try:
         for index, image in enumerate(job.images):
@@ -127,13 +104,13 @@ async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifie
             caption=job.caption,
             images=stored,
             units=units,
-            usage_day=day,
+            reservation=reservation,
             created_at=now,
         )
         await services.analyses.add(analysis)
     except Exception:
         logger.exception("storing analysis failed analysis=%s user=%s", analysis_id, key)
-        await services.usage.refund(key, day, units=units, refund_key=analysis_id)
+        await services.usage.refund(reservation)
         for image in stored:
             await services.images.delete(image.image_id)
         raise
@@ -162,12 +139,7 @@ async def fail_analysis(
     error: str,
 ) -> Analysis:
     """Mark an analysis failed, refund its reservation once, and tell the user."""
-    refunded = await services.usage.refund(
-        user_key(analysis.platform.value, analysis.user_id),
-        analysis.usage_day,
-        units=analysis.units,
-        refund_key=analysis.id,
-    )
+    refunded = await services.usage.refund(analysis.reservation)
     changes = {
         "status": AnalysisStatus.FAILED,
         "error": error[:500],

@@ -52,12 +52,16 @@ class CaptionTooLong(ChartBotError):
 class UsageLimitExceeded(ChartBotError):
     """A request would take the user past their limit."""
 
-    def __init__(self, *, limit: int, used: int, requested: int, resets_at: datetime) -> None:
-        super().__init__(f"daily limit of {limit} reached ({used} used, {requested} requested)")
+    def __init__(self, *, limit: int, used: int, requested: int, resets_at: datetime, limit_kind: str = "daily",
+                 plan_name: str = "Free", is_subscriber: bool = False) -> None:
+        super().__init__(f"{limit_kind} limit of {limit} reached on {plan_name} ({used} used, {requested} requested)")
         self.limit = limit
         self.used = used
         self.requested = requested
         self.resets_at = resets_at
+        self.limit_kind = limit_kind
+        self.plan_name = plan_name
+        self.is_subscriber = is_subscriber
 
 
 class AnalysisNotFound(ChartBotError):

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.usage_records import Reservation
+
 CAPTION_MAX_CHARS = 1000
 
 ImageMime = Literal["image/png", "image/jpeg", "image/webp"]
@@ -141,7 +143,7 @@ class Analysis(BaseModel):
     images: list[StoredImage]
     status: AnalysisStatus = AnalysisStatus.QUEUED
     units: int = Field(ge=1, description="uses reserved for this analysis")
-    usage_day: str = Field(description="UTC day (YYYY-MM-DD) the reservation was counted against")
+    reservation: Reservation
     refunded: bool = False
     model: str | None = None
     prompt_version: str | None = None

@@ -8,10 +8,14 @@ ones for unit tests and the demo.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from core.billing_records import BillingNotice, BillingUser, CheckoutRequest, CheckoutSession, SubscriptionState
 from core.models import Analysis, ChartFindings, ChartImage, ImageInfo, ModelAnswer
+from core.subscriptions import Subscription
+from core.usage_records import CounterState, CounterWindow, LedgerEntry, ReserveOutcome
 
 
 class AnalysisRepository(Protocol):
@@ -50,23 +54,60 @@ class ImageStore(Protocol):
         ...
 
 
-class UsageCounter(Protocol):
-    """Counts uses per user and UTC day, atomically across processes."""
+class UsageCounters(Protocol):
+    """Per-user use counters that admit or refuse atomically across processes."""
 
-    async def reserve(self, user_key: str, day: str, *, units: int, limit: int) -> tuple[bool, int]:
-        """Add `units` to the day's count unless that passes `limit`.
+    async def reserve(self, window: CounterWindow, *, units: int, daily_limit: int | None,
+                      period_limit: int) -> ReserveOutcome:
+        """Count `units` unless that passes the daily limit or the period limit plus bonus.
 
-        Returns (admitted, count), where count is the day's count after the
-        call (unchanged when not admitted).
+        Returns loaded=False, counting nothing, when the counters of the
+        window's period are not loaded and must be rebuilt first.
         """
         ...
 
-    async def refund(self, user_key: str, day: str, *, units: int, refund_key: str) -> bool:
-        """Give `units` back once per `refund_key`; returns False when that key was already refunded."""
+    async def refund(self, window: CounterWindow, *, units: int, refund_key: str) -> bool:
+        """Take `units` off the day, period and total once per `refund_key`; False on a repeat."""
         ...
 
-    async def used(self, user_key: str, day: str) -> int:
-        """Return the day's count."""
+    async def read(self, window: CounterWindow) -> CounterState | None:
+        """Return the counts, or None when they are not loaded."""
+        ...
+
+    async def load(self, window: CounterWindow, state: CounterState) -> bool:
+        """Set the counts unless another process already loaded them; True when this call did."""
+        ...
+
+    async def add_bonus(self, window: CounterWindow, *, units: int) -> None:
+        """Raise the period's bonus when the counters are loaded; otherwise the next load counts it."""
+        ...
+
+
+class UsageLedger(Protocol):
+    """The record of every use, refund and grant."""
+
+    async def record(self, entry: LedgerEntry) -> bool:
+        """Insert an entry; False when an entry with its id already exists."""
+        ...
+
+    async def totals(self, user_key: str, *, day: str, period: str) -> CounterState:
+        """Sum a user's entries into counts for a day, a period and all time."""
+        ...
+
+    async def entries(self, user_key: str, *, limit: int) -> list[LedgerEntry]:
+        """Return a user's newest entries first."""
+        ...
+
+
+class SubscriptionRepository(Protocol):
+    """Subscription records, one per user, written by the billing side."""
+
+    async def get(self, platform: str, user_id: str) -> Subscription | None:
+        """Return the user's subscription, or None."""
+        ...
+
+    async def put(self, subscription: Subscription) -> None:
+        """Insert or replace the user's subscription."""
         ...
 
 
@@ -122,4 +163,64 @@ class Clock(Protocol):
 
     def __call__(self) -> datetime:
         """Return the current time in UTC, timezone-aware."""
+        ...
+
+
+class BillingGateway(Protocol):
+    """The payment provider's API (Stripe) as the billing rules call it."""
+
+    async def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
+        """Create a hosted checkout page for one subscription."""
+        ...
+
+    async def create_portal_session(self, *, customer_id: str, return_url: str | None) -> str:
+        """Create a Customer Portal session and return its URL."""
+        ...
+
+    async def retrieve_subscription(self, subscription_id: str) -> SubscriptionState:
+        """Return the subscription's current state from the provider."""
+        ...
+
+
+class BillingCustomers(Protocol):
+    """Links from provider customers to the chat users they pay for."""
+
+    async def link(self, customer_id: str, user: BillingUser) -> None:
+        """Record that `customer_id` pays for `user`; linking the same pair again changes nothing."""
+        ...
+
+    async def user_for(self, customer_id: str) -> BillingUser | None:
+        """Return the user a customer pays for, or None."""
+        ...
+
+    async def customer_for(self, user: BillingUser) -> str | None:
+        """Return the user's customer id, or None when they never checked out."""
+        ...
+
+
+class ProcessedEvents(Protocol):
+    """Ids of the webhook events already handled, unique across every process."""
+
+    async def seen(self, event_id: str) -> bool:
+        """Return True when the event was already recorded."""
+        ...
+
+    async def record(self, event_id: str, *, event_type: str, created: datetime, result: str) -> bool:
+        """Record the event; False when another call already recorded it."""
+        ...
+
+
+class BillingLocks(Protocol):
+    """Mutual exclusion across processes, so two events for one user never interleave their read and write."""
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Return a context manager that holds the lock named `key`; raises TimeoutError when it stays taken."""
+        ...
+
+
+class BillingNotifier(Protocol):
+    """Tells a user in chat that their plan changed or a payment failed."""
+
+    async def notify(self, notice: BillingNotice) -> None:
+        """Send one notice to the user's private chat."""
         ...

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import MissingSetting
 from core.images import ImageLimits
+from core.plans import PlanTable, load_plans
 
 TELEGRAM_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
@@ -36,13 +39,39 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=1, ge=1, description="worker child processes per `chartbot worker`")
     worker_concurrency: int = Field(default=4, ge=1, description="analyses one worker process runs at once")
 
-    free_daily_limit: int = Field(default=3, ge=0, description="analyses per UTC day for every user")
+    plans_file: Path | None = Field(default=None, description="TOML plans file; the shipped defaults when unset")
+    free_daily_limit: int | None = Field(default=None, ge=0, description="overrides the free plan's daily limit")
+    past_due_grace_days: float = Field(default=3, ge=0, description="days a past_due subscription keeps its tier")
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_timeout_seconds: float = Field(default=10.0, gt=0, description="timeout of one Stripe API call")
+    stripe_webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, description="oldest Stripe-Signature timestamp accepted, in seconds")
+    checkout_success_url: str | None = Field(default=None, description="after payment; the bot's t.me link when unset")
+    checkout_cancel_url: str | None = Field(default=None, description="after a cancelled checkout; as above")
+    billing_portal_return_url: str | None = Field(
+        default=None, description="where the Customer Portal links back to; Stripe's portal default when unset")
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    telegram_webhook_url: str | None = Field(
+        default=None, description="public HTTPS URL of POST /telegram/webhook; `chartbot web` registers it")
+    telegram_webhook_secret: SecretStr | None = None
 
     max_image_bytes: int = Field(default=TELEGRAM_MAX_DOWNLOAD_BYTES, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0, description="width x height accepted before decoding")
     min_image_side: int = Field(default=64, gt=0, description="smallest width or height in pixels")
 
     log_level: str = "INFO"
+
+    def plan_table(self) -> PlanTable:
+        """Load the plans file, with FREE_DAILY_LIMIT applied to the free plan when it is set."""
+        table = load_plans(self.plans_file)
+        if self.free_daily_limit is not None:
+            table = table.model_copy(update={"free": table.free.model_copy(update={"daily_limit": self.free_daily_limit})})
+        return table
 
     def image_limits(self) -> ImageLimits:
         """Return the upload limits these settings choose."""

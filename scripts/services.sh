@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start or stop the services the tests use, each on a free 127.0.0.1 port:
-# Redis and FerretDB (SQLite backend), or mongod when one is on PATH.
+# Redis, FerretDB (SQLite backend) or mongod when one is on PATH, and stripe-mock.
 # `start` writes their URLs to $SERVICES_DIR/env for the tests to read.
 set -euo pipefail
 
@@ -61,15 +61,24 @@ start() {
     fi
     wait_for_port mongo "$mongo_port"
 
+    local stripe_port
+    stripe_port=$(free_port)
+    # stripe-mock also serves HTTPS on all interfaces unless given an address, so HTTPS gets a Unix socket.
+    start_detached stripe-mock "$TOOLS_DIR/stripe-mock" -http-addr "127.0.0.1:$stripe_port" \
+        -https-unix "$dir/stripe-mock-https.sock"
+    wait_for_port stripe-mock "$stripe_port"
+
     cat >"$SERVICES_DIR/env" <<ENV
 REDIS_URL=redis://127.0.0.1:$redis_port/0
 MONGODB_URL=mongodb://127.0.0.1:$mongo_port/
+STRIPE_API_BASE=http://127.0.0.1:$stripe_port
 ENV
-    echo "services: Redis on 127.0.0.1:$redis_port, MongoDB wire protocol on 127.0.0.1:$mongo_port"
+    echo "services: Redis on 127.0.0.1:$redis_port, MongoDB wire protocol on 127.0.0.1:$mongo_port," \
+        "stripe-mock on 127.0.0.1:$stripe_port"
 }
 
 stop() {
-    for name in mongo redis; do
+    for name in stripe-mock mongo redis; do
         local pidfile="$SERVICES_DIR/$name.pid"
         if [ -f "$pidfile" ]; then
             kill "$(cat "$pidfile")" 2>/dev/null || true

@@ -9,6 +9,7 @@ bin=$(dirname "$PYTHON")
 bash scripts/services.sh start || exit 1
 trap 'bash scripts/services.sh stop >/dev/null' EXIT
 
+"$bin/ruff" check --quiet . || exit 1
 "$bin/lint-imports" || exit 1
 
 "$PYTHON" -m pytest "$@"

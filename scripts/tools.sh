@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what the test services need: Debian's redis-server and tesseract-ocr,
-# and FerretDB v1.24.2 built from the Go module proxy into $TOOLS_DIR.
+# and FerretDB v1.24.2 and stripe-mock built from the Go module proxy into $TOOLS_DIR.
 set -euo pipefail
 
 TOOLS_DIR=${TOOLS_DIR:-.tools}
 FERRETDB_VERSION=v1.24.2
+STRIPE_MOCK_VERSION=v0.203.0
 mkdir -p "$TOOLS_DIR"
 TOOLS_DIR=$(cd "$TOOLS_DIR" && pwd)
 
@@ -17,6 +18,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# stripe-mock serves the Stripe API to the billing tests. The version is pinned because
+# the tests read values from its fixed responses.
+stripe_mock="$TOOLS_DIR/stripe-mock"
+if [ ! -x "$stripe_mock" ]; then
+    echo "tools: building stripe-mock $STRIPE_MOCK_VERSION into $TOOLS_DIR"
+    GOBIN="$TOOLS_DIR" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
 fi
 
 if command -v mongod >/dev/null 2>&1; then

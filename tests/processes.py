@@ -29,7 +29,7 @@ class ChartBotProcess:
         )
         log.close()
 
-    async def stop(self, timeout: float = 20.0) -> int | None:
+    async def stop(self, timeout: float = 30.0) -> int | None:
         if self.process is None or self.process.returncode is not None:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(signal.SIGTERM)

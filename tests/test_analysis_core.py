@@ -11,7 +11,17 @@ from core.analysis import AnalysisServices, request_analysis
 from core.analysis_run import AnalysisRunner, RetryPolicy, run_analysis
 from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError, UsageLimitExceeded
 from core.images import inspect_image
-from core.memory import InMemoryAnalysisRepository, InMemoryImageStore, InMemoryUsageCounter
+from datetime import timedelta
+
+from core.memory import (
+    InMemoryAnalysisRepository,
+    InMemoryImageStore,
+    InMemorySubscriptionRepository,
+    InMemoryUsageCounters,
+    InMemoryUsageLedger,
+)
+from core.plans import load_plans
+from core.usage import UsageService
 from core.models import Analysis, AnalysisJob, AnalysisStatus, ChartImage, ModelAnswer, Platform, TokenUsage
 from tests.conftest import CHARTS
 
@@ -60,14 +70,22 @@ class ScriptedAnalyzer:
 
 
 def _services(queue=None, limit=3) -> AnalysisServices:
+    plans = load_plans()
+    plans = plans.model_copy(update={"free": plans.free.model_copy(update={"daily_limit": limit})})
+    usage = UsageService(counters=InMemoryUsageCounters(), ledger=InMemoryUsageLedger(),
+                         subscriptions=InMemorySubscriptionRepository(), plans=plans,
+                         past_due_grace=timedelta(days=3), clock=lambda: NOW)
     return AnalysisServices(
         analyses=InMemoryAnalysisRepository(),
         images=InMemoryImageStore(),
-        usage=InMemoryUsageCounter(),
+        usage=usage,
         queue=queue or RecordingQueue(),
-        daily_limit=limit,
         clock=lambda: NOW,
     )
+
+
+async def _used_today(services: AnalysisServices) -> int:
+    return (await services.usage.summary("telegram", "42")).counts.day
 
 
 def _job(user_id="42", caption="breakout?") -> AnalysisJob:
@@ -92,11 +110,12 @@ async def test_request_reserves_stores_acknowledges_and_queues():
     stored = await services.analyses.get(analysis.id)
     assert stored.status is AnalysisStatus.QUEUED
     assert stored.ack_message_id == "77"
-    assert stored.usage_day == "2026-03-14"
+    assert stored.reservation.day == "2026-03-14"
+    assert stored.reservation.period == "2026-03-01T00:00:00+00:00"
     assert await services.images.get(stored.images[0].image_id) == _job().images[0].data
     assert services.queue.ids == [analysis.id]
     assert notifier.events == [("queued", analysis.id)]
-    assert await services.usage.used("telegram:42", "2026-03-14") == 1
+    assert await _used_today(services) == 1
 
 
 async def test_request_over_daily_limit_refused_with_reset_time():
@@ -122,7 +141,7 @@ async def test_queue_failure_refunds_and_marks_failed():
     assert record.refunded is True
     assert record.error == "could not queue: queue down"
     assert notifier.events == [("queued", record.id), ("failed", record.id)]
-    assert await services.usage.used("telegram:42", "2026-03-14") == 0
+    assert await _used_today(services) == 0
 
 
 async def test_run_delivers_and_records_tokens():
@@ -166,12 +185,12 @@ async def test_retries_exhausted_fail_and_refund_once():
     assert failed.error == "model unavailable after 3 attempts: 500"
     assert sleep.delays == [1, 2]
     assert analyzer.calls == 3
-    assert await services.usage.used("telegram:42", "2026-03-14") == 0
+    assert await _used_today(services) == 0
     # A redelivered job neither runs again nor refunds twice.
     again = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy(sleep=sleep)))
     assert again.status is AnalysisStatus.FAILED
     assert analyzer.calls == 3
-    assert await services.usage.used("telegram:42", "2026-03-14") == 0
+    assert await _used_today(services) == 0
     assert notifier.events.count(("failed", analysis.id)) == 1
 
 

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import IMAGE_CHUNK_BYTES, MongoAnalysisRepository, MongoImageStore, ensure_indexes
 from core.models import Analysis, AnalysisStatus, ImageInfo, Platform, StoredImage, TokenUsage
+from core.usage_records import Reservation
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -23,7 +24,9 @@ def _analysis(analysis_id: str, *, user_id: str = "9", minutes: int = 0) -> Anal
     return Analysis(
         id=analysis_id, platform=Platform.TELEGRAM, user_id=user_id, chat_id="9", message_id="3",
         caption="trend?", images=[StoredImage(image_id=f"{analysis_id}-0", info=_info(b"x"))],
-        units=1, usage_day="2026-05-01", created_at=START + timedelta(minutes=minutes),
+        units=1, created_at=START + timedelta(minutes=minutes),
+        reservation=Reservation(analysis_id=analysis_id, platform="telegram", user_id=user_id, units=1,
+                                day="2026-05-01", period="2026-05-01T00:00:00+00:00"),
     )
 
 

@@ -15,6 +15,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from tests import billing_support
 from tests.conftest import BAD_INPUTS, CHARTS
 from tests.fakes.openai_server import Failure, FakeOpenAIServer
 from tests.fakes.telegram_server import FakeTelegramServer
@@ -51,7 +52,7 @@ class Stack:
 
     async def used_today(self, user_id: int) -> int:
         day = datetime.now(UTC).date().isoformat()
-        return int(await self.redis.get(f"chartbot:usage:day:telegram:{user_id}:{day}") or 0)
+        return int(await self.redis.get(f"chartbot:usage:telegram:{user_id}:day:{day}") or 0)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -75,6 +76,9 @@ async def stack(services_env, tmp_path_factory):
         "REDIS_URL": services_env["REDIS_URL"],
         "QUEUE_NAME": f"chartbot:test:{database}",
         "FREE_DAILY_LIMIT": "3",
+        "STRIPE_SECRET_KEY": billing_support.SECRET_KEY,
+        "STRIPE_API_BASE": services_env["STRIPE_API_BASE"],
+        "PLANS_FILE": str(billing_support.write_plans_file(tmp_path_factory.mktemp("plans"))),
         "MODEL_MAX_ATTEMPTS": "3",
         "MODEL_RETRY_BASE_SECONDS": "0.05",
         "DO_NOT_TRACK": "1",
@@ -123,13 +127,13 @@ def _user_text(request: dict) -> str:
 async def test_commands_registered_and_help(stack: Stack):
     user = 1001
     commands = [c["command"] for c in stack.telegram.commands]
-    assert commands == ["start", "help"]
+    assert commands == ["start", "help", "usage", "subscribe", "billing", "journal"]
 
     stack.telegram.send_text(user, "/help")
     await stack.telegram.wait_for(lambda: stack.telegram.chat(user))
     text = stack.telegram.chat(user)[0].text
     assert text.startswith("<b>How to use ChartBot</b>")
-    assert "You can analyse 3 charts a day; the count resets at 00:00 UTC." in text
+    assert "The free plan gives 3 a day (reset at 00:00 UTC) and 15 a month" in text
 
 
 async def test_photo_and_document_each_get_one_analysis(stack: Stack):
@@ -196,17 +200,78 @@ async def test_fourth_chart_of_the_day_refused(stack: Stack):
     stack.telegram.send_photo(user, (CHARTS / "rendered" / "rendered-04.png").read_bytes())
     await stack.telegram.wait_for(lambda: len(stack.telegram.chat(user)) == 4)
 
-    refusal = stack.telegram.chat(user)[-1].text
+    refusal = stack.telegram.chat(user)[-1]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     match = re.fullmatch(
-        r"🚫 You have used 3 of your 3 chart analyses for today\. "
+        r"🚫 You have used 3 of your 3 chart analyses for today on the Free plan\. "
         rf"The limit resets at 00:00 UTC on {tomorrow} \(in (\d+ h )?\d+ min\)\. This request was not counted\.",
-        refusal,
+        refusal.text,
     )
-    assert match, refusal
+    assert match, refusal.text
+    assert stack.telegram.buttons(refusal.message_id) == [("⭐ Upgrade", "upgrade")]
+
+    stack.telegram.press_button(user, refusal.message_id, "upgrade")
+    await stack.telegram.wait_for(lambda: len(stack.telegram.chat(user)) == 5)
+    assert stack.telegram.chat(user)[-1].text == (
+        "<b>⭐ ChartBot plans</b>\n\n"
+        "• Basic: $9 a month, 100 analyses a month, up to 25 a day\n"
+        "• Pro: $29 a month, 500 analyses a month, up to 100 a day\n"
+        "• Elite: $99 a month, 3,000 analyses a month, no daily cap\n\n"
+        "Choose a plan to pay on Stripe's secure checkout page. It starts as soon as the payment goes through."
+    )
+    assert stack.telegram.buttons(stack.telegram.chat(user)[-1].message_id) == [
+        ("Basic: $9 a month", "subscribe:basic"), ("Pro: $29 a month", "subscribe:pro"),
+        ("Elite: $99 a month", "subscribe:elite"),
+    ]
     assert len(stack.openai.requests) == requests_before
     assert await stack.used_today(user) == 3
     assert await stack.db.analyses.count_documents({"user_id": str(user)}) == 3
+
+
+async def test_usage_command_shows_plan_and_counts(stack: Stack):
+    user = 1008
+    stack.telegram.send_photo(user, (CHARTS / "rendered" / "rendered-05.png").read_bytes())
+    await stack.telegram.wait_for(lambda: _finals(stack.telegram, user), timeout=60)
+
+    stack.telegram.send_text(user, "/usage")
+    await stack.telegram.wait_for(lambda: len(stack.telegram.chat(user)) == 2)
+    reply = stack.telegram.chat(user)[-1]
+    now = datetime.now(UTC)
+    next_month = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1).date().isoformat()
+    assert reply.text == (
+        "<b>📈 Your ChartBot usage</b>\n\n"
+        "<b>Plan:</b> Free\n"
+        "<b>Today:</b> 1 of 3 (resets at 00:00 UTC)\n"
+        f"<b>This month:</b> 1 of 15 (resets on {next_month})\n"
+        "<b>All time:</b> 1 analyses"
+    )
+    assert stack.telegram.buttons(reply.message_id) == [("⭐ Upgrade", "upgrade")]
+
+
+NOT_A_CHART = (
+    "🤔 This does not look like a price chart; send a screenshot of a candlestick, bar or line chart. "
+    "Your use was refunded."
+)
+
+
+async def test_non_chart_refused_before_the_model(stack: Stack):
+    user = 1009
+    requests_before = len(stack.openai.requests)
+    stack.telegram.send_photo(user, (CHARTS / "not-charts" / "chat-screenshot.png").read_bytes())
+    await stack.telegram.wait_for(lambda: [m for m in stack.telegram.chat(user) if m.text == NOT_A_CHART],
+                                  timeout=60)
+
+    [message] = stack.telegram.chat(user)
+    assert message.edits == 1
+    assert len(stack.openai.requests) == requests_before
+    record = await stack.db.analyses.find_one({"user_id": str(user)})
+    assert record["status"] == "failed"
+    assert record["failure"] == "not_a_chart"
+    assert record["refunded"] is True
+    assert record["findings"][0]["is_chart"] is False
+    assert await stack.used_today(user) == 0
+    refunds = await stack.db.usage_ledger.count_documents({"user_key": f"telegram:{user}", "kind": "refund"})
+    assert refunds == 1
 
 
 async def test_failing_model_refunds_the_use(stack: Stack):

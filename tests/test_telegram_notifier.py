@@ -10,6 +10,7 @@ from bot.telegram.client import build_bot
 from bot.telegram.notifier import TelegramNotifier
 from core.models import Analysis, AnalysisStatus, ImageInfo, Platform, StoredImage
 from core.settings import Settings
+from core.usage_records import Reservation
 from tests.fakes.telegram_server import html_parse_error
 
 
@@ -25,7 +26,9 @@ async def notifier(telegram_server):
 def _analysis(**changes) -> Analysis:
     info = ImageInfo(mime_type="image/png", width=800, height=600, size_bytes=10, sha256="0" * 64)
     base = Analysis(id="an1", platform=Platform.TELEGRAM, user_id="55", chat_id="55", message_id="4",
-                    images=[StoredImage(image_id="an1-0", info=info)], units=1, usage_day="2026-05-01",
+                    images=[StoredImage(image_id="an1-0", info=info)], units=1,
+                    reservation=Reservation(analysis_id="an1", platform="telegram", user_id="55", units=1,
+                                            day="2026-05-01", period="2026-05-01T00:00:00+00:00"),
                     created_at=datetime(2026, 5, 1, tzinfo=UTC), status=AnalysisStatus.DONE)
     return base.model_copy(update=changes)
 

@@ -11,7 +11,8 @@ from bot.console.notifier import ConsoleNotifier
 from bot.telegram import messages
 from core.analysis import AnalysisServices, Upload, submit_upload
 from core.errors import CaptionTooLong, InvalidChartImage, UsageLimitExceeded
-from core.models import CAPTION_MAX_CHARS, Analysis, Platform
+from bot.views.usage import usage_view
+from core.models import Analysis, Platform
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class ConsoleChat:
             analysis = await submit_upload(upload, self._services, self._notifier)
         except (CaptionTooLong, InvalidChartImage, UsageLimitExceeded) as error:
             logger.info("upload refused user=%s file=%s reason=%s", self._user_id, path.name, error)
-            self._notifier.say(messages.refusal(error, limits=self._services.image_limits, now=self._services.clock()))
+            text, button = messages.refusal(error, limits=self._services.image_limits, now=self._services.clock())
+            self._notifier.say(text + (f"\n[{button.label}]" if button else ""))
             return None
         await self._settle()
         return analysis
@@ -66,12 +68,15 @@ class ConsoleChat:
         if command == "/start":
             self._notifier.say(messages.WELCOME)
         elif command == "/help":
-            self._notifier.say(messages.HELP.format(caption_limit=CAPTION_MAX_CHARS,
-                                                    daily_limit=self._services.daily_limit))
+            self._notifier.say(messages.help_text(self._services.usage.plans))
             self._notifier.say(CONSOLE_HINT)
-        elif command.startswith("/"):
+        elif command == "/usage":
+            view = usage_view(await self._services.usage.summary(Platform.CONSOLE.value, self._user_id))
+            self._notifier.say(messages.usage_html(view) + f"\n[{view.button.label}]")
+        elif command.startswith("/") and not Path(text.split()[0]).exists():
             self._notifier.say(f"Unknown command {command}. {CONSOLE_HINT}")
         else:
+            # An absolute path starts with / too, so anything that names a file is a chart.
             await self._send_typed_path(text)
         return True
 

@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 
 from telegram import BotCommand, Update
-from telegram.ext import Application, ApplicationBuilder, BaseHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from adapters.backends import open_backends
+from adapters.mongo_billing import build_billing_services, ensure_billing_indexes
+from adapters.mongo_journal import open_journal_services
+from adapters.redis_journal_drafts import RedisGuidedDraftStore
 from adapters.taskiq_queue import build_redis_broker
-from bot.telegram import handlers, messages
+from bot.telegram import billing, handlers, journal, messages
 from bot.telegram.client import api_urls
 from bot.telegram.notifier import TelegramNotifier
+from bot.views.usage import BILLING, UPGRADE
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -19,6 +31,10 @@ logger = logging.getLogger(__name__)
 HANDLERS: list[BaseHandler] = [
     CommandHandler("start", handlers.start),
     CommandHandler("help", handlers.help_command),
+    CommandHandler("usage", handlers.usage_command),
+    CallbackQueryHandler(handlers.plan_button, pattern=f"^({UPGRADE}|{BILLING})$"),
+    *billing.HANDLERS,
+    *journal.HANDLERS,
     MessageHandler(filters.PHOTO, handlers.chart_photo),
     MessageHandler(filters.Document.ALL, handlers.chart_document),
     MessageHandler(~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.other_message),
@@ -32,9 +48,16 @@ async def _post_init(application: Application) -> None:
     backends = await open_backends(settings, broker)
     application.bot_data["broker"] = broker
     application.bot_data["backends"] = backends
-    application.bot_data["chartbot"] = handlers.BotContext(
-        settings=settings, services=backends.services, notifier=TelegramNotifier(application.bot)
+    journal_services = await open_journal_services(
+        backends.mongo[settings.mongodb_database], drafts=RedisGuidedDraftStore(backends.redis)
     )
+    application.bot_data["chartbot"] = handlers.BotContext(
+        settings=settings, services=backends.services, notifier=TelegramNotifier(application.bot),
+        journal=journal_services,
+    )
+    billing_db = backends.mongo[settings.mongodb_database]
+    await ensure_billing_indexes(billing_db)
+    application.bot_data["billing"] = build_billing_services(settings, billing_db, backends.redis)
     await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
     logger.info("Telegram bot ready username=%s", application.bot.username)
 

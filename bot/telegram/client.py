@@ -11,7 +11,7 @@ from core.settings import Settings
 
 def quiet_http_loggers() -> None:
     """Raise the HTTP client loggers to WARNING: their request lines contain the bot token."""
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

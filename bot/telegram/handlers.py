@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from telegram import Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.telegram import messages
+from bot.telegram import billing, messages
 from bot.telegram.notifier import TelegramNotifier
+from bot.views.usage import UPGRADE, Button, usage_view
 from core.analysis import AnalysisServices, Upload, submit_upload
 from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
-from core.models import CAPTION_MAX_CHARS, Platform
+from core.journal.service import JournalServices
+from core.models import Platform
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,14 +35,22 @@ class BotContext:
     settings: Settings
     services: AnalysisServices
     notifier: TelegramNotifier
+    journal: JournalServices | None = None
 
 
 def _context(context: ContextTypes.DEFAULT_TYPE) -> BotContext:
     return context.application.bot_data["chartbot"]
 
 
-async def _reply(message: Message, text: str) -> None:
-    await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+def keyboard(button: Button | None) -> InlineKeyboardMarkup | None:
+    """Return an inline keyboard with one button whose callback data is the button's action."""
+    if button is None:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(button.label, callback_data=button.action)]])
+
+
+async def _reply(message: Message, text: str, button: Button | None = None) -> None:
+    await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True, reply_markup=keyboard(button))
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -50,9 +60,24 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: a trader asks how to use the bot."""
-    settings = _context(context).settings
-    text = messages.HELP.format(caption_limit=CAPTION_MAX_CHARS, daily_limit=settings.free_daily_limit)
-    await _reply(update.effective_message, text)
+    plans = _context(context).services.usage.plans
+    await _reply(update.effective_message, messages.help_text(plans))
+
+
+async def usage_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/usage: a trader asks what their plan allows and what they have used."""
+    usage = _context(context).services.usage
+    summary = await usage.summary(Platform.TELEGRAM.value, str(update.effective_user.id))
+    view = usage_view(summary)
+    await _reply(update.effective_message, messages.usage_html(view), view.button)
+
+
+async def plan_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A trader presses Upgrade or Manage billing under /usage or a limit message."""
+    if update.callback_query.data == UPGRADE:
+        await billing.upgrade_pressed(update, context)
+    else:
+        await billing.billing_pressed(update, context)
 
 
 async def chart_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -70,9 +95,9 @@ async def chart_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         problem = ImageProblem.UNSUPPORTED_FORMAT if declared.startswith("image/") else ImageProblem.NOT_AN_IMAGE
         logger.info("document refused user=%s mime=%s", update.effective_user.id, declared)
         services = _context(context).services
-        refusal = messages.refusal(InvalidChartImage(problem, declared), limits=services.image_limits,
+        text, _ = messages.refusal(InvalidChartImage(problem, declared), limits=services.image_limits,
                                    now=services.clock())
-        await _reply(message, refusal)
+        await _reply(message, text)
         return
     await _analyse_upload(update, context, file_id=document.file_id, file_size=document.file_size)
 
@@ -126,7 +151,8 @@ async def _analyse_upload(
         await submit_upload(upload, services, bot_context.notifier)
     except (CaptionTooLong, InvalidChartImage, UsageLimitExceeded) as error:
         logger.info("upload refused user=%s reason=%s", user_id, error)
-        await _reply(message, messages.refusal(error, limits=services.image_limits, now=services.clock()))
+        text, button = messages.refusal(error, limits=services.image_limits, now=services.clock())
+        await _reply(message, text, button)
     except TelegramError:
         logger.exception("acknowledgement failed user=%s chat=%s", user_id, message.chat_id)
     except Exception:

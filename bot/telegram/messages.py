@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.telegram.formatting import escape, render_markdown_messages
+from bot.views.usage import Button, UsageView, limit_refusal, plans_overview
 from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
 from core.images import ImageLimits
-from core.models import Analysis, FailureKind
+from core.plans import PlanTable
+from core.models import CAPTION_MAX_CHARS, Analysis, FailureKind
 
 COMMANDS = [
     ("start", "What ChartBot does"),
     ("help", "How to send a chart, and the commands"),
+    ("usage", "Your plan and the analyses you have left"),
+    ("subscribe", "Pay for a plan with more analyses"),
+    ("billing", "Manage your subscription and payment method"),
+    ("journal", "Your trade journal: add, list, close, stats, export"),
 ]
 
 WELCOME = (
@@ -29,11 +35,16 @@ HELP = (
     "3. Optionally add a caption with your question (up to {caption_limit} characters).\n\n"
     "The bot answers at once that the chart is queued, then replaces that message with the analysis.\n\n"
     "<b>Limits</b>\n"
-    "You can analyse {daily_limit} charts a day; the count resets at 00:00 UTC. "
+    "Each chart analysed is one use. The free plan gives {daily_limit} a day (reset at 00:00 UTC) and "
+    "{period_limit} a month; paid plans give more. A chart that fails or is not a chart costs nothing. "
     "Files up to 20 MB are accepted.\n\n"
     "<b>Commands</b>\n"
     "/start: what ChartBot does\n"
-    "/help: this message"
+    "/help: this message\n"
+    "/usage: your plan and the analyses you have left\n"
+    "/subscribe: pay for a plan with more analyses\n"
+    "/billing: manage your subscription, payment method and invoices\n"
+    "/journal: your trade journal with P&amp;L, R multiples and stats (/journal help lists its commands)"
 )
 
 SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
@@ -109,29 +120,40 @@ def invalid_image(error: InvalidChartImage, *, min_side: int, max_pixels: int) -
     return texts[error.problem] + " Nothing was counted against your limit."
 
 
-def _time_until(moment: datetime, now: datetime) -> str:
-    minutes = max(1, int((moment - now).total_seconds() // 60))
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+def help_text(plans: PlanTable) -> str:
+    """Return /help with the free plan's limits filled in."""
+    daily = "no limit" if plans.free.daily_limit is None else plans.free.daily_limit
+    return HELP.format(caption_limit=CAPTION_MAX_CHARS, daily_limit=daily, period_limit=plans.free.period_limit)
 
 
-def limit_reached(error: UsageLimitExceeded, *, now: datetime) -> str:
-    """Tell the user they reached the daily limit, and when it resets."""
-    return (
-        f"🚫 You have used {error.used} of your {error.limit} chart analyses for today. "
-        f"The limit resets at {error.resets_at:%H:%M} UTC on {error.resets_at:%Y-%m-%d} "
-        f"(in {_time_until(error.resets_at, now)}). This request was not counted."
-    )
+def usage_html(view: UsageView) -> str:
+    """Render the /usage view as Telegram HTML."""
+    rows = "\n".join(f"<b>{escape(label)}:</b> {escape(value)}" for label, value in view.rows)
+    return f"<b>{escape(view.title)}</b>\n\n{rows}"
+
+
+def upgrade_text(plans: PlanTable, *, payments_enabled: bool = False) -> str:
+    """List the paid plans for /subscribe and the Upgrade button; the plan buttons go under it when payments work."""
+    lines = "\n".join(f"• {escape(line)}" for line in plans_overview(plans))
+    if payments_enabled:
+        ending = "Choose a plan to pay on Stripe's secure checkout page. It starts as soon as the payment goes through."
+    else:
+        ending = "Payments are not set up on this bot yet: ask its operator to upgrade your plan."
+    return f"<b>⭐ ChartBot plans</b>\n\n{lines}\n\n{ending}"
+
+
+BILLING_NOT_SET_UP = "Payments are not set up on this bot yet: ask its operator about your subscription."
 
 
 def refusal(error: CaptionTooLong | InvalidChartImage | UsageLimitExceeded, *, limits: ImageLimits,
-            now: datetime) -> str:
-    """Explain a request the core refused before queueing it."""
+            now: datetime) -> tuple[str, Button | None]:
+    """Explain a request the core refused before queueing it; a limit refusal comes with a button."""
     if isinstance(error, CaptionTooLong):
-        return CAPTION_TOO_LONG.format(length=error.length, limit=error.limit)
+        return CAPTION_TOO_LONG.format(length=error.length, limit=error.limit), None
     if isinstance(error, InvalidChartImage):
-        return invalid_image(error, min_side=limits.min_side, max_pixels=limits.max_pixels)
-    return limit_reached(error, now=now)
+        return invalid_image(error, min_side=limits.min_side, max_pixels=limits.max_pixels), None
+    text, button = limit_refusal(error, now=now)
+    return escape(text), button
 
 
 def failure_message(analysis: Analysis) -> str:

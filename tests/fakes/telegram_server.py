@@ -7,6 +7,7 @@ bot made and the chat as the user would see it after edits.
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import re
@@ -49,6 +50,11 @@ def html_parse_error(text: str) -> str | None:
     return None
 
 
+def html_to_plain(text: str) -> str:
+    """Return what a client shows of Telegram HTML: the text without tags, entities decoded."""
+    return html.unescape(_TAG.sub("", text))
+
+
 BOT_USER = {"id": 999000, "is_bot": True, "first_name": "ChartBot", "username": "chartbot_test_bot"}
 
 
@@ -62,6 +68,20 @@ class SentMessage:
     parse_mode: str | None
     reply_to: int | None
     edits: int = 0
+    reply_markup: dict[str, Any] | None = None
+
+
+@dataclass
+class Upload:
+    """A photo or document the bot sent, with the uploaded bytes."""
+
+    method: str
+    chat_id: int
+    data: bytes
+    filename: str | None
+    caption: str | None
+    parse_mode: str | None
+    reply_to: int | None
 
 
 @dataclass
@@ -73,6 +93,8 @@ class FakeTelegramServer:
     messages: dict[int, SentMessage] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     commands: list[dict[str, Any]] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
+    callback_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -80,9 +102,11 @@ class FakeTelegramServer:
         self._message_ids = itertools.count(1000)
         self._user_message_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.webhook: dict[str, Any] | None = None
 
     async def start(self) -> str:
         """Start serving on a free 127.0.0.1 port; returns the base URL for TELEGRAM_API_URL."""
@@ -124,10 +148,16 @@ class FakeTelegramServer:
             "from": {"id": user_id, "is_bot": False, "first_name": "Trader", "language_code": "en"},
         }
 
-    def send_text(self, user_id: int, text: str, *, chat_id: int | None = None) -> int:
-        """Deliver a text message (a command when it starts with /) from a user; returns its message_id."""
+    def send_text(self, user_id: int, text: str, *, chat_id: int | None = None,
+                  reply_to_message_id: int | None = None) -> int:
+        """Deliver a text message (a command when it starts with /) from a user; returns its message_id.
+
+        `reply_to_message_id` makes it a reply to one of the bot's messages.
+        """
         message = self._base_message(user_id, chat_id)
         message["text"] = text
+        if reply_to_message_id is not None:
+            message["reply_to_message"] = self._message_json(self.messages[reply_to_message_id])
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
@@ -162,6 +192,33 @@ class FakeTelegramServer:
         if caption is not None:
             message["caption"] = caption
         return self._push(message)
+
+    def press_button(self, user_id: int, message_id: int, callback_data: str) -> str:
+        """Deliver a callback_query from a user pressing an inline button of a bot message; returns its id.
+
+        `callback_data` is sent as given, so a test can press a button the message does not have.
+        """
+        sent = self.messages[message_id]
+        query_id = f"cq-{next(self._callback_ids)}"
+        update_id = next(self._update_ids)
+        self._updates.append({
+            "update_id": update_id,
+            "callback_query": {
+                "id": query_id,
+                "from": {"id": user_id, "is_bot": False, "first_name": "Trader", "language_code": "en"},
+                "message": self._message_json(sent),
+                "chat_instance": f"ci-{sent.chat_id}",
+                "data": callback_data,
+            },
+        })
+        self._new_update.set()
+        return query_id
+
+    def buttons(self, message_id: int) -> list[tuple[str, str]]:
+        """Return the (text, callback_data) of every inline button of a bot message, row by row."""
+        markup = self.messages[message_id].reply_markup or {}
+        return [(button["text"], button.get("callback_data", ""))
+                for row in markup.get("inline_keyboard", []) for button in row]
 
     # What a test reads.
 
@@ -206,13 +263,16 @@ class FakeTelegramServer:
         return web.json_response({"ok": False, "error_code": code, "description": description}, status=code)
 
     def _message_json(self, sent: SentMessage) -> dict[str, Any]:
-        return {
+        message = {
             "message_id": sent.message_id,
             "date": int(time.time()),
             "chat": {"id": sent.chat_id, "type": "private", "first_name": "Trader"},
             "from": BOT_USER,
-            "text": sent.text,
+            "text": html_to_plain(sent.text) if sent.parse_mode == "HTML" else sent.text,
         }
+        if sent.reply_markup and "inline_keyboard" in sent.reply_markup:
+            message["reply_markup"] = sent.reply_markup
+        return message
 
     async def _handle_method(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -232,6 +292,11 @@ class FakeTelegramServer:
     async def _api_deleteWebhook(self, params):
         return self._ok(True)
 
+    async def _api_setWebhook(self, params):
+        # Every call stays in `calls`; the latest registration is kept here, as Telegram keeps one per bot.
+        self.webhook = params
+        return self._ok(True)
+
     async def _api_setMyCommands(self, params):
         self.commands = params.get("commands", [])
         return self._ok(True)
@@ -242,6 +307,9 @@ class FakeTelegramServer:
     async def _api_getUpdates(self, params):
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
+        if offset > 0:
+            # Like Telegram, an offset confirms every earlier update, so a restarted bot does not see it again.
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
         while True:
             pending = [u for u in self._updates if u["update_id"] >= offset]
@@ -261,7 +329,8 @@ class FakeTelegramServer:
             return self._error(400, problem)
         reply = params.get("reply_parameters") or {}
         sent = SentMessage(chat_id=int(params["chat_id"]), message_id=next(self._message_ids), text=text,
-                           parse_mode=params.get("parse_mode"), reply_to=reply.get("message_id"))
+                           parse_mode=params.get("parse_mode"), reply_to=reply.get("message_id"),
+                           reply_markup=params.get("reply_markup"))
         self.messages[sent.message_id] = sent
         return self._ok(self._message_json(sent))
 
@@ -276,8 +345,57 @@ class FakeTelegramServer:
             return self._error(400, problem)
         sent.text = text
         sent.parse_mode = params.get("parse_mode")
+        # Like Telegram, an edit without reply_markup removes the inline keyboard.
+        sent.reply_markup = params.get("reply_markup")
         sent.edits += 1
         return self._ok(self._message_json(sent))
+
+    async def _api_editMessageReplyMarkup(self, params):
+        sent = self.messages.get(int(params["message_id"]))
+        if sent is None or sent.chat_id != int(params["chat_id"]):
+            return self._error(400, "Bad Request: message to edit not found")
+        sent.reply_markup = params.get("reply_markup")
+        return self._ok(self._message_json(sent))
+
+    async def _api_answerCallbackQuery(self, params):
+        # Form-encoded requests carry booleans as "true" or "false".
+        if "show_alert" in params:
+            params = {**params, "show_alert": str(params["show_alert"]).lower() == "true"}
+        self.callback_answers[str(params["callback_query_id"])] = params
+        return self._ok(True)
+
+    async def _upload(self, method: str, field_name: str, params: dict[str, Any]) -> web.Response:
+        upload = params.get(field_name)
+        if not isinstance(upload, web.FileField):
+            return self._error(400, f"Bad Request: there is no {field_name} in the request")
+        caption = params.get("caption")
+        if caption is not None and params.get("parse_mode") == "HTML" and (problem := html_parse_error(caption)):
+            return self._error(400, problem)
+        reply = params.get("reply_parameters") or {}
+        self.uploads.append(Upload(method=method, chat_id=int(params["chat_id"]), data=upload.file.read(),
+                                   filename=upload.filename, caption=caption, parse_mode=params.get("parse_mode"),
+                                   reply_to=reply.get("message_id")))
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": int(params["chat_id"]), "type": "private", "first_name": "Trader"},
+            "from": BOT_USER,
+        }
+        if caption is not None:
+            message["caption"] = caption
+        if field_name == "photo":
+            message["photo"] = [{"file_id": "sent-photo", "file_unique_id": "sent-photo-u", "width": 800,
+                                 "height": 450}]
+        else:
+            message["document"] = {"file_id": "sent-document", "file_unique_id": "sent-document-u",
+                                   "file_name": upload.filename}
+        return self._ok(message)
+
+    async def _api_sendPhoto(self, params):
+        return await self._upload("sendPhoto", "photo", params)
+
+    async def _api_sendDocument(self, params):
+        return await self._upload("sendDocument", "document", params)
 
     async def _api_getFile(self, params):
         file_id = params["file_id"]
