@@ -33,7 +33,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class AnalysisRunner:
-    """What the worker needs to run an analysis."""
+    """Ports and policy the worker runs an analysis with."""
 
     services: AnalysisServices
     analyzer: ChartAnalyzer
@@ -86,7 +86,7 @@ async def _read_charts(analysis: Analysis, images: Sequence[ChartImage], runner:
 async def _call_model(
     analysis: Analysis, images: Sequence[ChartImage], findings: Sequence[ChartFindings], runner: AnalysisRunner
 ) -> tuple[ModelAnswer, int]:
-    """Call the analyzer, retrying transient errors; returns the answer and the attempts it took."""
+    """Call the analyzer, retrying transient errors; returns the model output and the attempts it took."""
     retry = runner.retry
     attempt = 0
     while True:

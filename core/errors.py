@@ -19,7 +19,7 @@ class MissingSetting(ChartBotError):
 
 
 class ImageProblem(str, Enum):
-    """Why an uploaded file cannot be analysed."""
+    """Reason an uploaded file cannot be analysed."""
 
     EMPTY = "empty"
     NOT_AN_IMAGE = "not_an_image"

@@ -1,8 +1,9 @@
 """Check an uploaded file before anything is reserved or stored.
 
-The file is sniffed by its bytes (a file name or a declared MIME type can lie),
-its dimensions are read from the header and checked against a pixel limit
-before any pixel is decoded, and then it is decoded once to catch truncation.
+The file type is sniffed from its bytes, because a file name or a declared
+MIME type can lie. The dimensions are read from the header and checked
+against a pixel limit before any pixel is decoded. Then the image is decoded
+once to catch truncation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from core.models import ImageInfo
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """What an uploaded chart may be: bytes, pixels (width x height) and the smallest side in pixels."""
+    """Limits on an uploaded chart: bytes, pixels (width x height) and the smallest side in pixels."""
 
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000

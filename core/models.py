@@ -42,7 +42,7 @@ class FailureKind(str, Enum):
 
 
 class ImageInfo(BaseModel):
-    """What the core learned from an uploaded image without keeping its bytes."""
+    """Metadata of an uploaded image, kept without its bytes."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -86,7 +86,7 @@ class TokenUsage(BaseModel):
 
 
 class ModelAnswer(BaseModel):
-    """What the vision model returned for an analysis."""
+    """The vision model's output for an analysis."""
 
     text: str
     model: str
@@ -111,7 +111,7 @@ class PriceLevel(BaseModel):
 
 
 class ChartFindings(BaseModel):
-    """What the offline chart reader measured on one image."""
+    """Measurements of the offline chart reader on one image."""
 
     is_chart: bool
     confidence: float = Field(ge=0, le=1)

@@ -1,4 +1,4 @@
-"""What the core needs from the outside, declared as protocols.
+"""Protocols for everything the core needs from outside.
 
 Implementations live in adapters/ (MongoDB, Redis, taskiq), bot/ (chat
 notifiers) and workers/ (the vision model); core/memory.py has in-memory
@@ -151,7 +151,7 @@ class ChartAnalyzer(Protocol):
     async def analyze(
         self, images: Sequence[ChartImage], caption: str | None, findings: Sequence[ChartFindings]
     ) -> ModelAnswer:
-        """Analyse the charts; `findings` holds the reader's measurements, one per image, or is empty.
+        """Analyse the charts; `findings` contains the reader's measurements, one per image, or is empty.
 
         Raises TransientModelError or PermanentModelError.
         """

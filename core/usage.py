@@ -1,9 +1,13 @@
 """The usage service: reserve and refund uses per plan, show them, grant bonus uses.
 
-Redis counters are the gate (one Lua script checks the daily and the period
-limit and counts, so concurrent requests from any number of processes never
-over-admit); the MongoDB ledger is the record of truth, and the counters are
-rebuilt from it whenever Redis has lost them.
+Redis counters are the gate. One Lua script checks the daily and the period
+limit and counts in the same step, so concurrent requests from any number of
+processes never over-admit. The MongoDB ledger is the record of truth, and
+the counters are rebuilt from it whenever Redis has lost them.
+
+NOTE: a reservation admitted by Redis is written to the ledger just after.
+If Redis loses its data in that moment and another process rebuilds the
+counters before the ledger write lands, that one use is not counted.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def next_day_start(moment: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class UsageSummary:
-    """What /usage shows."""
+    """A user's plan, subscription and counts, as /usage shows them."""
 
     resolved: ResolvedPlan
     subscription: Subscription | None

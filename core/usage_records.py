@@ -18,7 +18,7 @@ class CounterState(BaseModel):
 
 
 class CounterWindow(BaseModel):
-    """Which day and period the counters are kept for, and how long their keys live."""
+    """Day and period the counters are kept for, and the lifetime of their keys."""
 
     user_key: str
     day: str = Field(description="UTC day, YYYY-MM-DD")
@@ -56,7 +56,7 @@ class LedgerEntry(BaseModel):
 
 @dataclass(frozen=True)
 class ReserveOutcome:
-    """What the counters decided: admitted, refused by a limit, or not loaded (rebuild first)."""
+    """Decision of the counters: admitted, rejected by a limit, or not loaded (rebuild first)."""
 
     loaded: bool
     admitted: bool = False

@@ -1,6 +1,6 @@
 """An analysis written from the offline reader's measurements, used when no model key is set.
 
-The text is labelled as the offline reading so nobody takes it for model output.
+The text is labelled as the offline reading so that no reader takes it for model output.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def _levels_paragraph(levels: Sequence[PriceLevel]) -> str | None:
 def _last_bar_paragraph(findings: ChartFindings) -> str | None:
     if findings.last_bar_direction is None:
         return None
-    unit = "point" if findings.chart_type == "line" else ("candle" if findings.chart_type == "candle" else "bar")
+    units = {"line": "point", "candle": "candle"}
+    unit = units.get(findings.chart_type or "", "bar")
     moved = {"up": "closed up", "down": "closed down", "flat": "closed where it opened"}[findings.last_bar_direction]
     if findings.chart_type == "line":
         moved = {"up": "moved up", "down": "moved down", "flat": "did not move"}[findings.last_bar_direction]

@@ -80,7 +80,7 @@ class OpenAIChartAnalyzer:
             raise PermanentModelError(f"the model refused: {message.refusal}")
         text = (message.content or "").strip()
         if not text:
-            raise PermanentModelError("the model returned an empty answer")
+            raise PermanentModelError("the model returned an empty message")
 
         usage = TokenUsage()
         if response.usage is not None:

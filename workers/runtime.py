@@ -1,4 +1,4 @@
-"""What a worker process holds while it runs: backends, the chart reader, the model, the chat notifier."""
+"""Clients a worker process keeps while it runs: backends, the chart reader, the model, the chat notifier."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ class ConsoleChat:
         try:
             analysis = await submit_upload(upload, self._services, self._notifier)
         except (CaptionTooLong, InvalidChartImage, UsageLimitExceeded) as error:
-            logger.info("upload refused user=%s file=%s reason=%s", self._user_id, path.name, error)
+            logger.info("upload rejected user=%s file=%s reason=%s", self._user_id, path.name, error)
             text, button = messages.refusal(error, limits=self._services.image_limits, now=self._services.clock())
             self._notifier.say(text + (f"\n[{button.label}]" if button else ""))
             return None

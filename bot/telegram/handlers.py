@@ -30,7 +30,7 @@ SOMETHING_WENT_WRONG = (
 
 @dataclass
 class BotContext:
-    """What the handlers need, built once when the application starts."""
+    """Services the handlers use, built once when the application starts."""
 
     settings: Settings
     services: AnalysisServices
@@ -93,7 +93,7 @@ async def chart_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     declared = (document.mime_type or "").lower()
     if declared and declared not in ACCEPTED_DOCUMENT_TYPES:
         problem = ImageProblem.UNSUPPORTED_FORMAT if declared.startswith("image/") else ImageProblem.NOT_AN_IMAGE
-        logger.info("document refused user=%s mime=%s", update.effective_user.id, declared)
+        logger.info("document rejected user=%s mime=%s", update.effective_user.id, declared)
         services = _context(context).services
         text, _ = messages.refusal(InvalidChartImage(problem, declared), limits=services.image_limits,
                                    now=services.clock())
@@ -122,7 +122,7 @@ async def _analyse_upload(
     user_id = update.effective_user.id
 
     if file_size is not None and file_size > settings.max_image_bytes:
-        logger.info("upload refused before download user=%s size=%d", user_id, file_size)
+        logger.info("upload rejected before download user=%s size=%d", user_id, file_size)
         await _reply(message, messages.FILE_TOO_LARGE.format(size=messages.format_megabytes(file_size)))
         return
 
@@ -130,8 +130,8 @@ async def _analyse_upload(
     try:
         data = await _download(context, file_id)
     except BadRequest as error:
-        # The Bot API answers "file is too big" for files over its 20 MB download limit.
-        logger.info("download refused user=%s error=%s", user_id, error.message)
+        # The Bot API returns "file is too big" for files over its 20 MB download limit.
+        logger.info("download rejected user=%s error=%s", user_id, error.message)
         if "too big" in error.message.lower():
             await _reply(message, messages.FILE_TOO_LARGE.format(size="over 20 MB"))
         else:
@@ -150,7 +150,7 @@ async def _analyse_upload(
     try:
         await submit_upload(upload, services, bot_context.notifier)
     except (CaptionTooLong, InvalidChartImage, UsageLimitExceeded) as error:
-        logger.info("upload refused user=%s reason=%s", user_id, error)
+        logger.info("upload rejected user=%s reason=%s", user_id, error)
         text, button = messages.refusal(error, limits=services.image_limits, now=services.clock())
         await _reply(message, text, button)
     except TelegramError:

@@ -14,7 +14,7 @@ from core.models import Analysis
 
 logger = logging.getLogger(__name__)
 
-# Telegram answers RetryAfter when a chat gets messages too fast; wait at most this long once.
+# Telegram returns RetryAfter when a chat gets messages too fast; wait at most this long, once.
 MAX_FLOOD_WAIT_SECONDS = 30.0
 
 
