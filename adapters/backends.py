@@ -18,6 +18,7 @@ from adapters.mongo_usage import (
     RedisCachedSubscriptions,
     ensure_usage_indexes,
 )
+from adapters.redis_jobs import RedisJobControl, RedisJobRegistry, Retention
 from adapters.redis_usage import RedisUsageCounters
 from adapters.taskiq_queue import TaskiqAnalysisQueue
 from core.analysis import AnalysisServices, utc_now
@@ -34,6 +35,7 @@ class Backends:
     mongo: AsyncMongoClient
     redis: Redis
     services: AnalysisServices | None
+    jobs: RedisJobControl | None = None
 
     async def close(self) -> None:
         """Close the clients."""
@@ -77,12 +79,16 @@ async def open_backends(settings: Settings, broker: AsyncBroker) -> Backends:
     """Connect to MongoDB and Redis, create the indexes, and build the analysis services."""
     mongo, redis = await _connect(settings)
     db = mongo[settings.mongodb_database]
+    retention = Retention(completed_seconds=settings.job_completed_retention_seconds,
+                          failed_seconds=settings.job_failed_retention_seconds)
+    jobs = RedisJobControl(RedisJobRegistry(redis, retention=retention), broker)
     services = AnalysisServices(
         analyses=MongoAnalysisRepository(db),
         images=MongoImageStore(db),
         usage=build_usage_service(settings, db, redis),
         queue=TaskiqAnalysisQueue(broker),
         image_limits=settings.image_limits(),
+        jobs=jobs,
     )
     logger.info("backends ready database=%s", settings.mongodb_database)
-    return Backends(mongo=mongo, redis=redis, services=services)
+    return Backends(mongo=mongo, redis=redis, services=services, jobs=jobs)

@@ -9,7 +9,7 @@ from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 from core.settings import Settings
 
 # Names are fixed so a process started under another module path still matches the worker's tasks.
-ANALYZE_TASK_NAME = "chartbot.analyze_chart"
+from core.jobs import ANALYZE_TASK_NAME
 CONSUMER_GROUP = "chartbot-workers"
 
 

@@ -54,9 +54,9 @@ def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _run_demo(settings: Settings, arguments: argparse.Namespace) -> int:
-    from chartbot.demo import run_demo, sample_charts
+    from chartbot.demo import expand_images, run_demo, sample_charts
 
-    paths = [Path(p) for p in arguments.images] or sample_charts()
+    paths = expand_images([Path(p) for p in arguments.images]) or sample_charts()
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"chartbot: no such file: {', '.join(missing)}", file=sys.stderr)
@@ -86,11 +86,57 @@ def _run_usage(settings: Settings, arguments: argparse.Namespace) -> int:
         return 2
 
 
+def _run_scheduler(settings: Settings, _: argparse.Namespace) -> int:
+    settings.require("mongodb_url", "redis_url")
+    from chartbot.job_commands import run_scheduler
+
+    return asyncio.run(run_scheduler(settings))
+
+
+def _run_jobs(settings: Settings, arguments: argparse.Namespace) -> int:
+    from chartbot import job_commands
+
+    settings.require("mongodb_url", "redis_url")
+    command = arguments.jobs_command
+    if command == "list":
+        return asyncio.run(job_commands.list_jobs(settings, name=arguments.name, state=arguments.state,
+                                                  owner=arguments.owner))
+    if command == "show":
+        return asyncio.run(job_commands.show_job(settings, arguments.job_id))
+    if command == "cancel":
+        settings.require("telegram_bot_token")
+        return asyncio.run(job_commands.cancel_job(settings, arguments.job_id))
+    if command == "schedules":
+        return asyncio.run(job_commands.list_schedules(settings))
+    return asyncio.run(job_commands.add_recurring(settings, arguments.key, arguments.cron, arguments.task))
+
+
+def _add_jobs_parser(commands) -> None:
+    jobs = commands.add_parser("jobs", help="find, show and cancel background jobs; manage recurring schedules")
+    jobs.set_defaults(run=_run_jobs, quiet=True)
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_commands.add_parser("list", help="print jobs, newest first")
+    listing.add_argument("--name", help="task name, e.g. chartbot.analyze_chart")
+    listing.add_argument("--state", help="scheduled, queued, running, completed, failed or cancelled")
+    listing.add_argument("--owner", help="PLATFORM:ID, e.g. telegram:123456789")
+    jobs_commands.add_parser("show", help="print one job's record").add_argument("job_id")
+    jobs_commands.add_parser("cancel", help="cancel a job; a cancelled analysis is refunded").add_argument("job_id")
+    jobs_commands.add_parser("schedules", help="print the recurring schedules")
+    recurring = jobs_commands.add_parser("add-recurring", help="add or replace a recurring maintenance job")
+    recurring.add_argument("key", help="stable schedule key; adding it again replaces the schedule")
+    recurring.add_argument("cron", help="five-field cron expression in UTC, e.g. '*/10 * * * *'")
+    recurring.add_argument("task", help="task name, e.g. chartbot.jobs.maintenance")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chartbot", description="ChartBot: chart analysis for traders in chat.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("telegram", help="run the Telegram bot (polling)").set_defaults(run=_run_telegram)
     commands.add_parser("worker", help="run the taskiq worker that analyses charts").set_defaults(run=_run_worker)
+    commands.add_parser(
+        "scheduler", help="queue delayed jobs when due and fire recurring schedules"
+    ).set_defaults(run=_run_scheduler)
+    _add_jobs_parser(commands)
     commands.add_parser(
         "web", help="serve the Stripe webhook, the Telegram webhook (with TELEGRAM_WEBHOOK_URL), /healthz and /metrics"
     ).set_defaults(run=_run_web)
@@ -119,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"chartbot: invalid setting: {error}", file=sys.stderr)
         return 2
-    # The terminal commands show the chat, so their logs stay at WARNING unless LOG_LEVEL asks for more.
+    # The terminal commands show the chat, so their logs stay at ERROR unless LOG_LEVEL is set.
     quiet = getattr(arguments, "quiet", False) and "LOG_LEVEL" not in os.environ
-    _configure_logging("WARNING" if quiet else settings.log_level)
+    _configure_logging("ERROR" if quiet else settings.log_level)
     try:
         return arguments.run(settings, arguments)
     except MissingSetting as error:

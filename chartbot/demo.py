@@ -23,6 +23,20 @@ def sample_charts() -> list[Path]:
     return sorted(Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".png"))
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+def expand_images(paths: list[Path]) -> list[Path]:
+    """Replace each folder in `paths` by the images in it, sorted by name; files stay as given."""
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            expanded.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            expanded.append(path)
+    return expanded
+
+
 def _model_description(settings: Settings) -> str:
     if settings.openai_api_key is not None and settings.openai_api_key.get_secret_value():
         return f"model {settings.openai_model}"

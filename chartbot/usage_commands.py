@@ -31,6 +31,8 @@ async def _print_summary(usage: UsageService, platform: str, user_id: str, out: 
     for label, value in view.rows:
         print(f"  {label}: {value}", file=out)
     entries = await usage.ledger.entries(f"{platform}:{user_id}", limit=10)
+    if not entries and (await usage.subscriptions.get(platform, user_id)) is None:
+        print("  No analyses, grants or subscription recorded for this user yet.", file=out)
     if entries:
         print("  Latest ledger entries:", file=out)
         for entry in entries:

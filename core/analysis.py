@@ -19,7 +19,7 @@ from core.models import (
     Platform,
     StoredImage,
 )
-from core.ports import AnalysisQueue, AnalysisRepository, Clock, ImageStore, Notifier
+from core.ports import AnalysisQueue, AnalysisRepository, Clock, ImageStore, JobControl, Notifier
 from core.usage import UsageService, user_key
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class AnalysisServices:
     queue: AnalysisQueue
     image_limits: ImageLimits = ImageLimits()
     clock: Clock = utc_now
+    # With a job registry the analysis is queued through it, so it can be found, cancelled and timed out.
+    jobs: JobControl | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,10 @@ async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifie
         if ack_message_id is not None:
             await services.analyses.update(analysis.id, {"ack_message_id": ack_message_id})
             analysis = analysis.model_copy(update={"ack_message_id": ack_message_id})
-        await services.queue.enqueue(analysis.id)
+        if services.jobs is not None:
+            await services.jobs.enqueue_analysis(analysis.id, owner=key)
+        else:
+            await services.queue.enqueue(analysis.id)
     except Exception as error:
         logger.exception("queueing analysis failed analysis=%s user=%s", analysis.id, key)
         await fail_analysis(analysis, services, notifier, failure=FailureKind.QUEUE, error=f"could not queue: {error}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from core.analysis import AnalysisServices, fail_analysis
 from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError
 from core.models import Analysis, AnalysisStatus, ChartFindings, ChartImage, FailureKind, ModelAnswer
-from core.ports import ChartAnalyzer, ChartReader, Notifier
+from core.ports import CancellationCheck, ChartAnalyzer, ChartReader, Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class AnalysisRunner:
     notifier: Notifier
     retry: RetryPolicy
     reader: ChartReader | None = None
+    cancellation: CancellationCheck | None = None
 
 
 class _Failed(Exception):
@@ -108,11 +109,33 @@ async def _call_model(
             raise _Failed(FailureKind.MODEL, f"unexpected error: {error!r}") from error
 
 
+async def _stop_if_cancelled(analysis: Analysis, runner: AnalysisRunner) -> None:
+    """Raise _Cancelled at a safe point when the analysis was cancelled or asked to stop."""
+    if runner.cancellation is not None and await runner.cancellation.cancelled(analysis.id):
+        raise _Cancelled()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+async def _finish_cancelled(analysis: Analysis, runner: AnalysisRunner) -> Analysis:
+    """Fail a cancelled analysis with a refund, unless whoever cancelled it already did."""
+    services = runner.services
+    current = await services.analyses.get(analysis.id) or analysis
+    logger.info("analysis stopped at a safe point analysis=%s status=%s", analysis.id, current.status.value)
+    if current.status in (AnalysisStatus.DONE, AnalysisStatus.FAILED):
+        return current
+    return await fail_analysis(current, services, runner.notifier, failure=FailureKind.CANCELLED,
+                               error="cancelled by the user")
+
+
 async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     """Run one queued analysis: gate it, call the model, store the result and reply in its chat.
 
     A non-chart, a permanent model error, or running out of attempts fails the
-    analysis and refunds it. An analysis that already finished is returned as
+    analysis and refunds it. With `runner.cancellation` set, a cancelled
+    analysis stops before the model call and before the reply, refunded once. An analysis that already finished is returned as
     it is, so a redelivered job does nothing twice.
     """
     services = runner.services
@@ -131,10 +154,16 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     try:
         images = await _load_images(analysis, services)
         findings = await _read_charts(analysis, images, runner)
+        await _stop_if_cancelled(analysis, runner)
         answer, attempts = await _call_model(analysis, images, findings, runner)
+        await _stop_if_cancelled(analysis, runner)
     except _Failed as failed:
         return await fail_analysis(analysis, services, runner.notifier, failure=failed.failure, error=failed.error)
+    except _Cancelled:
+        return await _finish_cancelled(analysis, runner)
 
+    # NOTE: a cancel that lands between the last safe point and this write is refunded by the canceller,
+    # and the reply below is still sent; the window is the time of one MongoDB update.
     done = {
         "status": AnalysisStatus.DONE,
         "result_text": answer.text,

@@ -39,6 +39,8 @@ class FailureKind(str, Enum):
     NOT_A_CHART = "not_a_chart"
     QUEUE = "queue"
     IMAGE_MISSING = "image_missing"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
 
 
 class ImageInfo(BaseModel):

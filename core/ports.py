@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.billing_records import BillingNotice, BillingUser, CheckoutRequest, CheckoutSession, SubscriptionState
 from core.models import Analysis, ChartFindings, ChartImage, ImageInfo, ModelAnswer
 from core.subscriptions import Subscription
 from core.usage_records import CounterState, CounterWindow, LedgerEntry, ReserveOutcome
+
+if TYPE_CHECKING:
+    from core.jobs import JobState, QueuedJob
 
 
 class AnalysisRepository(Protocol):
@@ -116,6 +119,30 @@ class AnalysisQueue(Protocol):
 
     async def enqueue(self, analysis_id: str) -> None:
         """Queue one analysis for a worker."""
+        ...
+
+
+class JobControl(Protocol):
+    """Starts, finds and cancels the background jobs of analyses (the job registry)."""
+
+    async def enqueue_analysis(self, analysis_id: str, *, owner: str) -> None:
+        """Record and queue the analysis job; its job id is the analysis id."""
+        ...
+
+    async def cancel(self, job_id: str) -> JobState | None:
+        """Cancel a scheduled or queued job, or ask a running one to stop; returns the state it was in, or None."""
+        ...
+
+    async def in_flight(self, owner: str) -> list[QueuedJob]:
+        """Return the owner's scheduled, queued and running jobs, oldest first."""
+        ...
+
+
+class CancellationCheck(Protocol):
+    """Tells a running analysis whether it was cancelled, checked at its safe points."""
+
+    async def cancelled(self, job_id: str) -> bool:
+        """Return True when the job was cancelled or asked to stop."""
         ...
 
 

@@ -37,7 +37,22 @@ class Settings(BaseSettings):
     result_ttl_seconds: int = Field(default=3600, ge=1, description="how long taskiq keeps a task's result")
 
     worker_processes: int = Field(default=1, ge=1, description="worker child processes per `chartbot worker`")
+    worker_stop_grace_seconds: float = Field(
+        default=20, gt=0, description="seconds a stopping worker has to finish its jobs before it exits anyway"
+    )
     worker_concurrency: int = Field(default=4, ge=1, description="analyses one worker process runs at once")
+
+    job_completed_retention_seconds: float = Field(
+        default=3600, ge=0, description="how long a completed or cancelled job record is kept")
+    job_failed_retention_seconds: float = Field(
+        default=7 * 24 * 3600, ge=0, description="how long a failed job record is kept")
+    analysis_notice_delay_seconds: float = Field(
+        default=45, gt=0, description="seconds after its start that a running analysis sends a still-working notice")
+    analysis_timeout_seconds: float = Field(
+        default=600, gt=0, description="seconds after its start that the watchdog fails and refunds an analysis")
+    scheduler_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often the scheduler looks for due jobs and schedules")
+    maintenance_cron: str = Field(default="*/10 * * * *", description="cron of the job that removes expired records")
 
     plans_file: Path | None = Field(default=None, description="TOML plans file; the shipped defaults when unset")
     free_daily_limit: int | None = Field(default=None, ge=0, description="overrides the free plan's daily limit")

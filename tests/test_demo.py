@@ -87,6 +87,14 @@ def test_demo_without_arguments_uses_shipped_samples():
     assert all(r["reader"]["is_chart"] for r in records)
 
 
+def test_demo_takes_a_folder_of_charts():
+    result = _chartbot("demo", "--json", str(ROOT / "chartbot" / "samples"))
+    assert result.returncode == 0, result.stderr
+    names = [os.path.basename(json.loads(line)["file"]) for line in result.stdout.splitlines()]
+    assert names == ["btcusd-monthly-line.png", "goog-daily-candles-dark.png", "goog-daily-ohlc.png"]
+    assert result.stderr == ""
+
+
 def test_demo_missing_file_named():
     result = _chartbot("demo", "no-such-chart.png")
     assert result.returncode == 2
@@ -95,7 +103,7 @@ def test_demo_missing_file_named():
 
 def test_chat_commands_and_a_chart_by_path():
     chart = CHARTS / "rendered" / "rendered-12.png"
-    script = f"/help\n{chart} is this trend holding?\n/usage\n/quit\n"
+    script = f"/help\n{chart} is this trend holding?\n/usage\n/journal\n/nope\n/tmp/missing/chart.png\n/quit\n"
     result = _chartbot("chat", stdin=script)
     assert result.returncode == 0, result.stderr
     output = result.stdout
@@ -104,4 +112,7 @@ def test_chat_commands_and_a_chart_by_path():
     assert "bot (edited)> 📊 Chart analysis\n              Your question: is this trend holding?" in output
     assert "The offline reading describes the chart only and does not answer questions." in output
     assert "Today: 1 of 3 (resets at 00:00 UTC)" in output
-    assert "[⭐ Upgrade]" in output
+    assert "All time: 1 analysis" in output
+    assert "bot> /journal works in the Telegram bot. Here you can send charts, and use /help, /usage and /quit." in output
+    assert "bot> Unknown command /nope. Type the path of a chart image" in output
+    assert "bot> No file at /tmp/missing/chart.png. Type the path of a chart image" in output

@@ -127,13 +127,21 @@ def _user_text(request: dict) -> str:
 async def test_commands_registered_and_help(stack: Stack):
     user = 1001
     commands = [c["command"] for c in stack.telegram.commands]
-    assert commands == ["start", "help", "usage", "subscribe", "billing", "journal"]
+    assert commands == ["start", "help", "usage", "subscribe", "billing", "journal", "status", "cancel"]
 
     stack.telegram.send_text(user, "/help")
     await stack.telegram.wait_for(lambda: stack.telegram.chat(user))
     text = stack.telegram.chat(user)[0].text
     assert text.startswith("<b>How to use ChartBot</b>")
     assert "The free plan gives 3 a day (reset at 00:00 UTC) and 15 a month" in text
+
+
+async def test_unknown_command_answered(stack: Stack):
+    user = 1010
+    stack.telegram.send_text(user, "/foo<b>")
+    await stack.telegram.wait_for(lambda: stack.telegram.chat(user))
+    assert stack.telegram.chat(user)[0].text == (
+        "There is no /foo&lt;b&gt; command. Send /help for the list of commands.")
 
 
 async def test_photo_and_document_each_get_one_analysis(stack: Stack):
@@ -243,7 +251,7 @@ async def test_usage_command_shows_plan_and_counts(stack: Stack):
         "<b>Plan:</b> Free\n"
         "<b>Today:</b> 1 of 3 (resets at 00:00 UTC)\n"
         f"<b>This month:</b> 1 of 15 (resets on {next_month})\n"
-        "<b>All time:</b> 1 analyses"
+        "<b>All time:</b> 1 analysis"
     )
     assert stack.telegram.buttons(reply.message_id) == [("⭐ Upgrade", "upgrade")]
 

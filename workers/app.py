@@ -9,6 +9,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from adapters.taskiq_queue import build_redis_broker
 from core.settings import Settings
 from workers.runtime import open_runtime
+from workers.stopping import InFlightCounter, install_stop_deadline
 from workers.tasks import register_tasks
 
 logger = logging.getLogger(__name__)
@@ -16,12 +17,15 @@ logger = logging.getLogger(__name__)
 settings = Settings()
 broker = build_redis_broker(settings)
 register_tasks(broker)
+in_flight = InFlightCounter()
+broker.add_middlewares(in_flight)
 
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def _startup(state: TaskiqState) -> None:
     state.runtime = await open_runtime(settings, broker)
     state.runner = state.runtime.runner
+    install_stop_deadline(settings.worker_stop_grace_seconds, in_flight)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from taskiq import AsyncBroker
 from telegram import Bot
 
 from adapters.backends import Backends, open_backends
+from adapters.redis_jobs import RedisJobControl
 from bot.telegram.client import build_bot, quiet_http_loggers
 from bot.telegram.notifier import TelegramNotifier
 from core.analysis_run import AnalysisRunner, RetryPolicy
 from core.ports import ChartAnalyzer
 from core.settings import Settings
+from workers.jobs.children import AnalysisChildren
 from workers.offline_analyzer import OfflineAnalyzer
 from workers.openai_analyzer import OpenAIChartAnalyzer, build_openai_client
 from workers.prompt import load_prompt
@@ -29,6 +32,8 @@ class WorkerRuntime:
     backends: Backends
     bot: Bot
     runner: AnalysisRunner
+    jobs: RedisJobControl
+    children: AnalysisChildren
 
     async def close(self) -> None:
         """Close every client."""
@@ -57,6 +62,17 @@ def build_retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+@asynccontextmanager
+async def build_bot_notifier(settings: Settings):
+    """Yield a TelegramNotifier on a started Bot, shut down on exit."""
+    bot = build_bot(settings)
+    await bot.initialize()
+    try:
+        yield TelegramNotifier(bot)
+    finally:
+        await bot.shutdown()
+
+
 async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime:
     """Connect every client the analysis task needs."""
     quiet_http_loggers()
@@ -70,11 +86,15 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
         notifier=TelegramNotifier(bot),
         retry=build_retry_policy(settings),
         reader=OfflineChartReader(max_pixels=settings.max_image_pixels),
+        cancellation=backends.jobs.registry,
     )
+    children = AnalysisChildren(notice_delay_seconds=settings.analysis_notice_delay_seconds,
+                                timeout_seconds=settings.analysis_timeout_seconds)
     model = settings.openai_model if isinstance(analyzer, OpenAIChartAnalyzer) else "offline reader (OPENAI_API_KEY not set)"
     logger.info(
-        "worker ready model=%s prompt=%s database=%s queue=%s daily_limit=%d max_attempts=%d",
-        model, analyzer.prompt_version, settings.mongodb_database,
-        settings.queue_name, settings.free_daily_limit, settings.model_max_attempts,
+        "worker ready model=%s prompt=%s database=%s queue=%s free_plan=%s/day,%s/period max_attempts=%d",
+        model, analyzer.prompt_version, settings.mongodb_database, settings.queue_name,
+        backends.services.usage.plans.free.daily_limit, backends.services.usage.plans.free.period_limit,
+        settings.model_max_attempts,
     )
-    return WorkerRuntime(backends=backends, bot=bot, runner=runner)
+    return WorkerRuntime(backends=backends, bot=bot, runner=runner, jobs=backends.jobs, children=children)

@@ -8,17 +8,44 @@ from taskiq import AsyncBroker, Context, TaskiqDepends
 
 from adapters.taskiq_queue import ANALYZE_TASK_NAME
 from core.analysis_run import AnalysisRunner, run_analysis
+from core.models import AnalysisStatus, FailureKind
+from workers.jobs.children import end_main_job, schedule_analysis_children
+from workers.jobs.tasks import register_job_tasks
 
 logger = logging.getLogger(__name__)
 
 
 async def analyze_chart(analysis_id: str, context: Context = TaskiqDepends()) -> str:
-    """Run one queued analysis and reply in its chat; returns the final status."""
+    """Run one queued analysis and reply in its chat; returns the final status.
+
+    With a job registry (the Redis worker) a cancelled job is skipped, the
+    analysis's notice and watchdog are scheduled, and both are cancelled when
+    it ends. The in-process demo has no registry and runs the analysis alone.
+    """
     runner: AnalysisRunner = context.state.runner
-    analysis = await run_analysis(analysis_id, runner)
+    runtime = getattr(context.state, "runtime", None)
+    jobs = getattr(runtime, "jobs", None)
+    if jobs is None or await jobs.registry.get(analysis_id) is None:
+        analysis = await run_analysis(analysis_id, runner)
+        return analysis.status.value
+
+    if not await jobs.registry.start(analysis_id):
+        logger.info("analysis job skipped because it was cancelled analysis=%s", analysis_id)
+        return "cancelled"
+    await schedule_analysis_children(jobs, analysis_id, runtime.children)
+    try:
+        analysis = await run_analysis(analysis_id, runner)
+    except Exception as error:
+        await end_main_job(jobs, analysis_id, failed=True, result=repr(error))
+        raise
+    failed = analysis.status is AnalysisStatus.FAILED
+    result = analysis.failure.value if failed and analysis.failure else analysis.status.value
+    await end_main_job(jobs, analysis_id, failed=failed, result=result,
+                       cancelled=analysis.failure is FailureKind.CANCELLED)
     return analysis.status.value
 
 
 def register_tasks(broker: AsyncBroker) -> None:
     """Register every task on `broker` under its fixed name."""
     broker.register_task(analyze_chart, task_name=ANALYZE_TASK_NAME)
+    register_job_tasks(broker)

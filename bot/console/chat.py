@@ -19,6 +19,13 @@ logger = logging.getLogger(__name__)
 CONSOLE_USER = "console-user"
 QUIT_COMMANDS = {"/quit", "/exit"}
 CONSOLE_HINT = "Type the path of a chart image, optionally followed by your question; /help for help, /quit to leave."
+TELEGRAM_ONLY = "{command} works in the Telegram bot. Here you can send charts, and use /help, /usage and /quit."
+TELEGRAM_ONLY_COMMANDS = {"/subscribe", "/billing", "/journal", "/cancel", "/status", "/history"}
+
+
+def _looks_like_command(word: str) -> bool:
+    """Tell a command (/usage) from an absolute path (/home/me/chart.png): a path has a second / or a dot."""
+    return word.startswith("/") and "/" not in word[1:] and "." not in word and not Path(word).exists()
 
 
 class ConsoleChat:
@@ -51,8 +58,8 @@ class ConsoleChat:
             analysis = await submit_upload(upload, self._services, self._notifier)
         except (CaptionTooLong, InvalidChartImage, UsageLimitExceeded) as error:
             logger.info("upload rejected user=%s file=%s reason=%s", self._user_id, path.name, error)
-            text, button = messages.refusal(error, limits=self._services.image_limits, now=self._services.clock())
-            self._notifier.say(text + (f"\n[{button.label}]" if button else ""))
+            text, _ = messages.refusal(error, limits=self._services.image_limits, now=self._services.clock())
+            self._notifier.say(text)
             return None
         await self._settle()
         return analysis
@@ -72,8 +79,10 @@ class ConsoleChat:
             self._notifier.say(CONSOLE_HINT)
         elif command == "/usage":
             view = usage_view(await self._services.usage.summary(Platform.CONSOLE.value, self._user_id))
-            self._notifier.say(messages.usage_html(view) + f"\n[{view.button.label}]")
-        elif command.startswith("/") and not Path(text.split()[0]).exists():
+            self._notifier.say(messages.usage_html(view))
+        elif command in TELEGRAM_ONLY_COMMANDS:
+            self._notifier.say(TELEGRAM_ONLY.format(command=command))
+        elif _looks_like_command(text.split()[0]):
             self._notifier.say(f"Unknown command {command}. {CONSOLE_HINT}")
         else:
             # An absolute path starts with / too, so anything that names a file is a chart.

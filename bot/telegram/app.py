@@ -20,7 +20,7 @@ from adapters.mongo_billing import build_billing_services, ensure_billing_indexe
 from adapters.mongo_journal import open_journal_services
 from adapters.redis_journal_drafts import RedisGuidedDraftStore
 from adapters.taskiq_queue import build_redis_broker
-from bot.telegram import billing, handlers, journal, messages
+from bot.telegram import billing, handlers, jobs, journal, messages
 from bot.telegram.client import api_urls
 from bot.telegram.notifier import TelegramNotifier
 from bot.views.usage import BILLING, UPGRADE
@@ -35,9 +35,11 @@ HANDLERS: list[BaseHandler] = [
     CallbackQueryHandler(handlers.plan_button, pattern=f"^({UPGRADE}|{BILLING})$"),
     *billing.HANDLERS,
     *journal.HANDLERS,
+    *jobs.HANDLERS,
     MessageHandler(filters.PHOTO, handlers.chart_photo),
     MessageHandler(filters.Document.ALL, handlers.chart_document),
     MessageHandler(~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.other_message),
+    MessageHandler(filters.COMMAND, handlers.unknown_command),
 ]
 
 

@@ -11,6 +11,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.telegram import billing, messages
+from bot.telegram.formatting import escape
 from bot.telegram.notifier import TelegramNotifier
 from bot.views.usage import UPGRADE, Button, usage_view
 from core.analysis import AnalysisServices, Upload, submit_upload
@@ -100,6 +101,12 @@ async def chart_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _reply(message, text)
         return
     await _analyse_upload(update, context, file_id=document.file_id, file_size=document.file_size)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A trader sends a command the bot does not have."""
+    command = (update.effective_message.text or "").split()[0]
+    await _reply(update.effective_message, messages.UNKNOWN_COMMAND.format(command=escape(command)))
 
 
 async def other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -28,7 +28,7 @@ from telegram.ext import (
 )
 
 from bot.equity_chart import render_equity_curve
-from bot.telegram import journal_callbacks
+from bot.telegram import jobs, journal_callbacks
 from bot.telegram import journal_messages as texts
 from bot.telegram.journal_callbacks import PageButton
 from core.journal import service
@@ -304,9 +304,12 @@ async def guided_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
 
 
 async def guided_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    """/cancel: a trader stops the guided entry."""
+    """/cancel: a trader stops the guided entry, or without one cancels their newest analysis."""
     cancelled = await service.cancel_guided(_services(context), _owner(update))
-    await _reply(update.effective_message, texts.GUIDED_CANCELLED if cancelled else texts.NOTHING_TO_CANCEL)
+    if cancelled:
+        await _reply(update.effective_message, texts.GUIDED_CANCELLED)
+    else:
+        await jobs.cancel_command(update, context)
     return ConversationHandler.END
 
 

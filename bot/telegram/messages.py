@@ -18,6 +18,8 @@ COMMANDS = [
     ("subscribe", "Pay for a plan with more analyses"),
     ("billing", "Manage your subscription and payment method"),
     ("journal", "Your trade journal: add, list, close, stats, export"),
+    ("status", "Your analyses in progress and their place in the queue"),
+    ("cancel", "Cancel your queued or running analysis"),
 ]
 
 WELCOME = (
@@ -44,8 +46,12 @@ HELP = (
     "/usage: your plan and the analyses you have left\n"
     "/subscribe: pay for a plan with more analyses\n"
     "/billing: manage your subscription, payment method and invoices\n"
-    "/journal: your trade journal with P&amp;L, R multiples and stats (/journal help lists its commands)"
+    "/journal: your trade journal with P&amp;L, R multiples and stats (/journal help lists its commands)\n"
+    "/status: your analyses in progress and their place in the queue\n"
+    "/cancel: cancel your newest queued or running analysis, with the use refunded"
 )
+
+UNKNOWN_COMMAND = "There is no {command} command. Send /help for the list of commands."
 
 SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
 
@@ -70,6 +76,15 @@ IMAGE_LOST = (
     "❌ The analysis failed because the stored chart could not be read. "
     "Your use was refunded; please send the chart again."
 )
+
+CANCELLED = "🚫 The analysis was cancelled. Your use was refunded."
+
+TIMED_OUT = (
+    "❌ The analysis took too long and was stopped. "
+    "Your use was refunded, so you can send the chart again."
+)
+
+STILL_WORKING = "⏳ Still working on your chart. The analysis is taking longer than usual."
 
 CAPTION_TOO_LONG = (
     "Your caption is {length} characters long and the limit is {limit}. "
@@ -162,6 +177,8 @@ def failure_message(analysis: Analysis) -> str:
         FailureKind.NOT_A_CHART: NOT_A_CHART,
         FailureKind.QUEUE: NOT_QUEUED,
         FailureKind.IMAGE_MISSING: IMAGE_LOST,
+        FailureKind.CANCELLED: CANCELLED,
+        FailureKind.TIMED_OUT: TIMED_OUT,
     }
     return texts.get(analysis.failure, FAILED)
 

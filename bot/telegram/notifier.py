@@ -76,3 +76,7 @@ class TelegramNotifier:
 
     async def analysis_failed(self, analysis: Analysis) -> None:
         await self._replace_ack(analysis, messages.failure_message(analysis))
+
+    async def analysis_still_working(self, analysis: Analysis) -> None:
+        """Tell the trader that a slow analysis is still running."""
+        await self._send(analysis, messages.STILL_WORKING)

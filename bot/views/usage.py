@@ -73,7 +73,7 @@ def usage_view(summary: UsageSummary) -> UsageView:
         ("Plan", _plan_row(summary)),
         ("Today", today),
         (period_label, period),
-        ("All time", f"{counts.total} analyses"),
+        ("All time", f"{counts.total} {'analysis' if counts.total == 1 else 'analyses'}"),
     ]
     return UsageView(title="📈 Your ChartBot usage", rows=rows, button=_button(summary.resolved.is_subscriber))
 
