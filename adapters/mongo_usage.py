@@ -36,8 +36,8 @@ class MongoUsageLedger:
         return True
 
     async def totals(self, user_key: str, *, day: str, period: str) -> CounterState:
-        # NOTE: sums in Python over all of a user's entries (a few thousand a year on the largest plan);
-        # a yearly rollup would bound it if users ever keep far more.
+        # NOTE: this sums all of a user's entries in Python, a few thousand a year on the largest plan.
+        # A yearly rollup would bound the work if users ever keep far more.
         cursor = self._collection.find({"user_key": user_key})
         entries = [_to_entry(document) async for document in cursor]
         return sum_ledger(entries, day=day, period=period)

@@ -115,7 +115,7 @@ class UsageService:
                                                   period_limit=plan.period_limit)
         if not outcome.admitted:
             state = outcome.state or CounterState()
-            logger.info("usage refused user=%s limit=%s plan=%s day=%d period=%d requested=%d",
+            logger.info("usage rejected user=%s limit=%s plan=%s day=%d period=%d requested=%d",
                         window.user_key, outcome.refused_by, plan.id, state.day, state.period, units)
             raise self._refusal(outcome.refused_by or "period", resolved, state, units)
 

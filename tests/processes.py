@@ -41,3 +41,23 @@ class ChartBotProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def stack_env(services_env: dict[str, str], *, telegram_url: str, telegram_token: str, openai_url: str,
+              database: str, **overrides: str) -> dict[str, str]:
+    """Return the settings every `chartbot` process of an end-to-end stack shares, plus `overrides`.
+
+    Each stack gets its own database and queue, so stacks of different test modules never share jobs.
+    """
+    return {
+        "TELEGRAM_BOT_TOKEN": telegram_token,
+        "TELEGRAM_API_URL": telegram_url,
+        "OPENAI_API_KEY": "test-openai-key",
+        "OPENAI_BASE_URL": openai_url,
+        "MONGODB_URL": services_env["MONGODB_URL"],
+        "MONGODB_DATABASE": database,
+        "REDIS_URL": services_env["REDIS_URL"],
+        "QUEUE_NAME": f"chartbot:test:{database}",
+        "DO_NOT_TRACK": "1",
+        **overrides,
+    }

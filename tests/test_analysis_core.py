@@ -155,7 +155,8 @@ async def test_run_delivers_and_records_tokens():
     assert done.result_text == "analysis of 1 chart(s): breakout?"
     assert done.usage == TokenUsage(input_tokens=10, output_tokens=5)
     assert done.prompt_version == "test-v1"
-    assert done.started_at == NOW and done.finished_at == NOW
+    assert done.started_at == NOW
+    assert done.finished_at == NOW
     assert (await services.analyses.get(analysis.id)).status is AnalysisStatus.DONE
     assert notifier.events[-1] == ("done", analysis.id)
 

@@ -19,7 +19,7 @@ from core.settings import Settings
 from tests.conftest import CHARTS
 from tests.fakes.openai_server import Failure, FakeOpenAIServer
 from tests.fakes.telegram_server import FakeTelegramServer
-from tests.processes import ChartBotProcess
+from tests.processes import ChartBotProcess, stack_env
 from workers.jobs.names import MAINTENANCE_TASK_NAME
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -81,22 +81,16 @@ async def stack(services_env, tmp_path_factory):
     await redis.flushdb()
     mongo = AsyncMongoClient(services_env["MONGODB_URL"], tz_aware=True)
     database = f"jobs_{uuid.uuid4().hex[:10]}"
-    env = {
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "TELEGRAM_API_URL": telegram.url,
-        "OPENAI_API_KEY": "test-openai-key",
-        "OPENAI_BASE_URL": openai.url,
-        "MONGODB_URL": services_env["MONGODB_URL"],
-        "MONGODB_DATABASE": database,
-        "REDIS_URL": services_env["REDIS_URL"],
-        "QUEUE_NAME": f"chartbot:test:{database}",
-        "FREE_DAILY_LIMIT": "10",
-        "WORKER_CONCURRENCY": "2",
-        "ANALYSIS_NOTICE_DELAY_SECONDS": "1",
-        "ANALYSIS_TIMEOUT_SECONDS": "6",
-        "SCHEDULER_INTERVAL_SECONDS": "0.2",
-        "DO_NOT_TRACK": "1",
-    }
+    env = stack_env(
+        services_env, telegram_url=telegram.url, telegram_token=telegram.token, openai_url=openai.url,
+        database=database,
+        FREE_DAILY_LIMIT="10",
+        WORKER_CONCURRENCY="2",
+        ANALYSIS_NOTICE_DELAY_SECONDS="1",
+        ANALYSIS_TIMEOUT_SECONDS="6",
+        SCHEDULER_INTERVAL_SECONDS="0.2",
+    )
+
     logs = tmp_path_factory.mktemp("jobs-logs")
     bot = ChartBotProcess("telegram", env, logs / "bot.log")
     worker = ChartBotProcess("worker", env, logs / "worker.log")

@@ -19,7 +19,7 @@ from tests import billing_support
 from tests.conftest import BAD_INPUTS, CHARTS
 from tests.fakes.openai_server import Failure, FakeOpenAIServer
 from tests.fakes.telegram_server import FakeTelegramServer
-from tests.processes import ChartBotProcess
+from tests.processes import ChartBotProcess, stack_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -66,23 +66,17 @@ async def stack(services_env, tmp_path_factory):
     await redis.flushdb()
     mongo = AsyncMongoClient(services_env["MONGODB_URL"], tz_aware=True)
     database = f"e2e_{uuid.uuid4().hex[:10]}"
-    env = {
-        "TELEGRAM_BOT_TOKEN": telegram.token,
-        "TELEGRAM_API_URL": telegram.url,
-        "OPENAI_API_KEY": "test-openai-key",
-        "OPENAI_BASE_URL": openai.url,
-        "MONGODB_URL": services_env["MONGODB_URL"],
-        "MONGODB_DATABASE": database,
-        "REDIS_URL": services_env["REDIS_URL"],
-        "QUEUE_NAME": f"chartbot:test:{database}",
-        "FREE_DAILY_LIMIT": "3",
-        "STRIPE_SECRET_KEY": billing_support.SECRET_KEY,
-        "STRIPE_API_BASE": services_env["STRIPE_API_BASE"],
-        "PLANS_FILE": str(billing_support.write_plans_file(tmp_path_factory.mktemp("plans"))),
-        "MODEL_MAX_ATTEMPTS": "3",
-        "MODEL_RETRY_BASE_SECONDS": "0.05",
-        "DO_NOT_TRACK": "1",
-    }
+    env = stack_env(
+        services_env, telegram_url=telegram.url, telegram_token=telegram.token, openai_url=openai.url,
+        database=database,
+        FREE_DAILY_LIMIT="3",
+        STRIPE_SECRET_KEY=billing_support.SECRET_KEY,
+        STRIPE_API_BASE=services_env["STRIPE_API_BASE"],
+        PLANS_FILE=str(billing_support.write_plans_file(tmp_path_factory.mktemp("plans"))),
+        MODEL_MAX_ATTEMPTS="3",
+        MODEL_RETRY_BASE_SECONDS="0.05",
+    )
+
     logs = tmp_path_factory.mktemp("e2e-logs")
     bot = ChartBotProcess("telegram", env, logs / "bot.log")
     worker = ChartBotProcess("worker", env, logs / "worker.log")

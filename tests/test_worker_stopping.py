@@ -41,7 +41,7 @@ def test_hung_stop_exits_zero_with_nothing_running():
     assert 0.4 < elapsed < 10
 
 
-def test_hung_stop_with_running_task_exits_one_and_says_so():
+def test_hung_stop_with_running_task_exits_one():
     status, output, _ = _hang_then_stop(2)
     assert status == 1
     assert "2 running, which Redis delivers again to another worker" in output

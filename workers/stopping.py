@@ -2,8 +2,9 @@
 SIGTERM or SIGINT exits on its own, and Redis delivers its unacknowledged jobs again.
 
 taskiq 0.13's receiver can stay blocked after a stop signal with its Redis stream
-read still pending (seen in this project's end-to-end runs, about one stop in five
-under load), which would otherwise keep the process alive until a supervisor kills it.
+read still pending. In this project's end-to-end runs that happened in about one
+stop in five under load; without the deadline the process lives on until a
+supervisor kills it.
 """
 
 from __future__ import annotations

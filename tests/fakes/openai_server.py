@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible chat completions server on 127.0.0.1.
 
-It records every request and can be told to answer, fail with a status
+It records every request and can be set to reply, fail with a status
 (429 with Retry-After, 500), or stall longer than the client's timeout.
 """
 
@@ -32,7 +32,7 @@ class Failure:
 
 @dataclass
 class FakeOpenAIServer:
-    """Chat completions that answer `answer`, after working through scripted failures."""
+    """Chat completions that return `answer`, after working through scripted failures."""
 
     answer: str = DEFAULT_ANSWER
     prompt_tokens: int = 1234

@@ -60,7 +60,7 @@ BOT_USER = {"id": 999000, "is_bot": True, "first_name": "ChartBot", "username": 
 
 @dataclass
 class SentMessage:
-    """A message the bot sent, as it stands after any edits."""
+    """A message the bot sent, with its text after any edits."""
 
     chat_id: int
     message_id: int
