@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
-from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
+from adapters.redis_stream import ReliableStreamBroker, StreamTimings
 from core.settings import Settings
 
 # Names are fixed so a process started under another module path still matches the worker's tasks.
@@ -13,23 +13,20 @@ from core.jobs import ANALYZE_TASK_NAME
 CONSUMER_GROUP = "chartbot-workers"
 
 
-def build_redis_broker(settings: Settings) -> AsyncBroker:
-    """Create the RedisStreamBroker (acknowledged delivery) with a Redis result backend."""
+def build_redis_broker(settings: Settings) -> ReliableStreamBroker:
+    """Create the stream broker the bot, the scheduler and the workers share.
+
+    There is no result backend: an analysis's outcome lives in MongoDB and a
+    job's in the job registry, so results kept by taskiq would only use memory.
+    """
     settings.require("redis_url")
     assert settings.redis_url is not None
-    broker = RedisStreamBroker(
-        url=settings.redis_url,
-        queue_name=settings.queue_name,
-        consumer_group_name=CONSUMER_GROUP,
-        # A group created after jobs were queued still delivers them.
-        consumer_id="0",
-        # Without a timeout a worker killed while holding the reclaim lock blocks reclaim for all.
-        unacknowledged_lock_timeout=30,
-        # Take one job per read so one worker cannot hold every queued job.
-        xread_count=1,
+    return ReliableStreamBroker(
+        settings.redis_url,
+        stream=settings.queue_name,
+        group=CONSUMER_GROUP,
+        timings=StreamTimings(reclaim_seconds=settings.worker_reclaim_seconds),
     )
-    backend = RedisAsyncResultBackend(redis_url=settings.redis_url, result_ex_time=settings.result_ttl_seconds)
-    return broker.with_result_backend(backend)
 
 
 class TaskiqAnalysisQueue:

@@ -44,7 +44,12 @@ def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
     command = [
         sys.executable, "-m", "taskiq", "worker", "workers.app:broker",
         "--workers", str(settings.worker_processes),
+        # Take a job only when one of the concurrency slots is free to start it.
         "--max-async-tasks", str(settings.worker_concurrency),
+        "--max-prefetch", "0",
+        # After a stop signal, running jobs get the grace period; unfinished ones are handed back.
+        "--wait-tasks-timeout", str(settings.worker_stop_grace_seconds),
+        "--ack-type", "when_executed",
         "--log-level", settings.log_level.upper(),
     ]
     logger.info("starting taskiq worker processes=%d concurrency=%d",

@@ -34,13 +34,22 @@ class Settings(BaseSettings):
     mongodb_database: str = "chartbot"
     redis_url: str | None = None
     queue_name: str = "chartbot:analyses"
-    result_ttl_seconds: int = Field(default=3600, ge=1, description="how long taskiq keeps a task's result")
 
     worker_processes: int = Field(default=1, ge=1, description="worker child processes per `chartbot worker`")
     worker_stop_grace_seconds: float = Field(
         default=20, gt=0, description="seconds a stopping worker has to finish its jobs before it exits anyway"
     )
     worker_concurrency: int = Field(default=4, ge=1, description="analyses one worker process runs at once")
+    worker_reclaim_seconds: float = Field(
+        default=60, ge=1, description="seconds after which a job of a dead worker is taken by another worker")
+    model_requests_per_minute: int = Field(
+        default=500, ge=1, description="model calls per minute across every worker process")
+    model_tokens_per_minute: int = Field(
+        default=30_000, ge=1, description="model tokens (input and output) per minute across every worker process")
+    chat_edit_interval_seconds: float = Field(
+        default=1.0, ge=0, description="least time between two progress edits in one private chat")
+    group_chat_edit_interval_seconds: float = Field(
+        default=3.0, ge=0, description="least time between two progress edits in one group chat")
 
     job_completed_retention_seconds: float = Field(
         default=3600, ge=0, description="how long a completed or cancelled job record is kept")

@@ -9,7 +9,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from adapters.taskiq_queue import build_redis_broker
 from core.settings import Settings
 from workers.runtime import open_runtime
-from workers.stopping import InFlightCounter, install_stop_deadline
+from workers.stopping import InFlightCounter, install_stop_handling
 from workers.tasks import register_tasks
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ broker.add_middlewares(in_flight)
 async def _startup(state: TaskiqState) -> None:
     state.runtime = await open_runtime(settings, broker)
     state.runner = state.runtime.runner
-    install_stop_deadline(settings.worker_stop_grace_seconds, in_flight)
+    install_stop_handling(settings.worker_stop_grace_seconds, in_flight)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
@@ -33,4 +33,5 @@ async def _shutdown(state: TaskiqState) -> None:
     runtime = getattr(state, "runtime", None)
     if runtime is not None:
         await runtime.close()
-    logger.info("worker stopped")
+    logger.info("worker stopped consumer=%s finished=%d handed_back=%d", broker.consumer, in_flight.finished,
+                broker.handed_back)

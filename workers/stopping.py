@@ -1,14 +1,16 @@
-"""A deadline on the worker's stop: a worker that has not exited a grace period after
-SIGTERM or SIGINT exits on its own, and Redis delivers its unacknowledged jobs again.
+"""Stop signals in the worker process: wake the event loop for them, and a last-resort deadline.
 
-taskiq 0.13's receiver can stay blocked after a stop signal with its Redis stream
-read still pending. In this project's end-to-end runs that happened in about one
-stop in five under load; without the deadline the process lives on until a
-supervisor kills it.
+taskiq's worker installs its SIGTERM and SIGINT handlers with `signal.signal`,
+which does not wake an event loop waiting in `select`: the handler ran only
+when some socket next had data, so an idle worker could sit on a stop signal.
+`install_stop_handling` moves those handlers onto the running loop (which
+wakes it) and starts a deadline: a worker still alive well after its grace
+period exits on its own, and another worker takes its unfinished jobs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -20,9 +22,12 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 logger = logging.getLogger(__name__)
 
+# Time after the grace period for handing jobs back and closing clients.
+SHUTDOWN_MARGIN_SECONDS = 15.0
+
 
 class InFlightCounter(TaskiqMiddleware):
-    """Counts the tasks this process is running, for the stop deadline's log line and exit status."""
+    """Counts the tasks this process is running and has finished, for the stop log lines."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,32 +46,32 @@ class InFlightCounter(TaskiqMiddleware):
             self.finished += 1
 
 
-def _exit_after(grace_seconds: float, counter: InFlightCounter) -> None:
-    time.sleep(grace_seconds)
-    running = counter.running
-    handed_back = f"{running} running, which Redis delivers again to another worker" if running else "none running"
-    logger.warning("worker did not stop within %gs of the stop signal; exiting now with %d task(s) finished, %s",
-                   grace_seconds, counter.finished, handed_back)
+def _exit_after(seconds: float, counter: InFlightCounter) -> None:
+    time.sleep(seconds)
+    logger.warning("worker did not stop within %gs of the stop signal; exiting now with %d task(s) finished "
+                   "and %d running, which another worker takes over", seconds, counter.finished, counter.running)
     logging.shutdown()
-    os._exit(0 if running == 0 else 1)
+    os._exit(0 if counter.running == 0 else 1)
 
 
-def install_stop_deadline(grace_seconds: float, counter: InFlightCounter) -> None:
-    """Start a countdown to a forced exit at the first stop signal, keeping taskiq's own handlers.
+def install_stop_handling(grace_seconds: float, counter: InFlightCounter, *,
+                          margin_seconds: float = SHUTDOWN_MARGIN_SECONDS) -> None:
+    """Run taskiq's stop handlers on the running loop, and start the deadline at the first signal.
 
-    Call it in the worker process after taskiq has installed its signal handlers.
+    Call it from a coroutine in the worker process after taskiq installed its handlers.
     """
+    loop = asyncio.get_running_loop()
     started = threading.Event()
+    deadline = grace_seconds + margin_seconds
 
-    def chain(previous: Any):
-        def handler(signum: int, frame: Any) -> None:
-            if not started.is_set():
-                started.set()
-                threading.Thread(target=_exit_after, args=(grace_seconds, counter), daemon=True).start()
-            if callable(previous):
-                previous(signum, frame)
-
-        return handler
+    def on_signal(signum: int, previous: Any) -> None:
+        if not started.is_set():
+            started.set()
+            logger.info("stop signal received; finishing %d running task(s) within %gs", counter.running,
+                        grace_seconds)
+            threading.Thread(target=_exit_after, args=(deadline, counter), daemon=True).start()
+        if callable(previous):
+            previous(signum, None)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, chain(signal.getsignal(signum)))
+        loop.add_signal_handler(signum, on_signal, signum, signal.getsignal(signum))
