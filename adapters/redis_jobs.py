@@ -323,6 +323,14 @@ class RedisJobControl:
     async def cancel(self, job_id: str) -> JobState | None:
         return await self.registry.cancel(job_id)
 
+    async def queued_analyses(self) -> int:
+        return await self.registry.redis.zcard(PREFIX + f"queued:{ANALYZE_TASK_NAME}")
+
+    async def front_of_queue(self, limit: int) -> list[str]:
+        """Return the ids of the first `limit` queued analysis jobs, first in line first."""
+        ids = await self.registry.redis.zrange(PREFIX + f"queued:{ANALYZE_TASK_NAME}", 0, limit - 1)
+        return [job_id.decode() for job_id in ids]
+
     async def in_flight(self, owner: str) -> list[QueuedJob]:
         records = [r for r in await self.registry.find(owner=owner) if r.state in IN_FLIGHT]
         records.sort(key=lambda r: r.created_at)

@@ -84,7 +84,7 @@ async def cancel_job(settings: Settings, job_id: str) -> int:
             return 0
         analysis = await backends.services.analyses.get(job_id)
         if analysis is not None:
-            async with build_bot_notifier(settings) as notifier:
+            async with build_bot_notifier(settings, backends) as notifier:
                 await cancel_analysis_record(analysis, backends.services, notifier)
     verb = "asked to stop" if previous is JobState.RUNNING else "cancelled"
     print(f"job {job_id} {verb} (was {previous.value})")

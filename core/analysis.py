@@ -118,7 +118,8 @@ async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifie
         raise
 
     try:
-        ack_message_id = await notifier.analysis_queued(analysis)
+        position = await services.jobs.queued_analyses() + 1 if services.jobs is not None else None
+        ack_message_id = await notifier.analysis_queued(analysis, position=position)
         if ack_message_id is not None:
             await services.analyses.update(analysis.id, {"ack_message_id": ack_message_id})
             analysis = analysis.model_copy(update={"ack_message_id": ack_message_id})

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.analysis import AnalysisServices, fail_analysis
-from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError
+from core.errors import AnalysisNotFound, ModelRateLimited, PermanentModelError, TransientModelError
+from core.events import Progress, Stage
 from core.models import Analysis, AnalysisStatus, ChartFindings, ChartImage, FailureKind, ModelAnswer
 from core.ports import CancellationCheck, ChartAnalyzer, ChartReader, Notifier
 
@@ -87,20 +88,35 @@ async def _read_charts(analysis: Analysis, images: Sequence[ChartImage], runner:
 async def _call_model(
     analysis: Analysis, images: Sequence[ChartImage], findings: Sequence[ChartFindings], runner: AnalysisRunner
 ) -> tuple[ModelAnswer, int]:
-    """Call the analyzer, retrying transient errors; returns the model output and the attempts it took."""
+    """Call the analyzer, retrying transient errors; returns the model output and the attempts it took.
+
+    A rate-limit answer (429) waits as the model asks and does not use up an
+    attempt: the analysis is not failed for the operator's own limit. The
+    analysis's watchdog still ends one that waits too long.
+    """
     retry = runner.retry
     attempt = 0
+    rate_limited = 0
     while True:
         attempt += 1
         await runner.services.analyses.update(analysis.id, {"attempts": attempt})
         try:
             return await runner.analyzer.analyze(images, analysis.caption, findings), attempt
+        except ModelRateLimited as error:
+            attempt -= 1
+            rate_limited += 1
+            delay = retry.delay(1, error.retry_after)
+            logger.warning("model rate limited, waiting analysis=%s times=%d delay=%.1fs",
+                           analysis.id, rate_limited, delay)
+            await retry.sleep(delay)
         except TransientModelError as error:
             if attempt >= retry.max_attempts:
                 raise _Failed(FailureKind.MODEL, f"model unavailable after {attempt} attempts: {error}") from error
             delay = retry.delay(attempt, error.retry_after)
             logger.warning("model call failed, retrying analysis=%s attempt=%d delay=%.1fs error=%s",
                            analysis.id, attempt, delay, error)
+            await runner.notifier.analysis_progress(
+                analysis, Progress(Stage.RETRYING, attempt=attempt + 1, max_attempts=retry.max_attempts))
             await retry.sleep(delay)
         except PermanentModelError as error:
             raise _Failed(FailureKind.MODEL, f"model error: {error}") from error
@@ -130,26 +146,48 @@ async def _finish_cancelled(analysis: Analysis, runner: AnalysisRunner) -> Analy
                                error="cancelled by the user")
 
 
+async def _finish_delivered_again(analysis: Analysis, runner: AnalysisRunner) -> Analysis:
+    """Finish what a worker that died after storing the outcome left undone: the refund and the reply.
+
+    Both are idempotent (the refund per analysis, the reply through the
+    notifier's once-only guard), so this is safe on any repeat delivery.
+    """
+    logger.info("analysis delivered again after it finished analysis=%s status=%s replied=%s",
+                analysis.id, analysis.status.value, analysis.replied_at is not None)
+    if analysis.replied_at is not None:
+        return analysis
+    try:
+        if analysis.status is AnalysisStatus.DONE:
+            await runner.notifier.analysis_done(analysis)
+        else:
+            await runner.services.usage.refund(analysis.reservation)
+            await runner.notifier.analysis_failed(analysis)
+    except Exception:
+        logger.exception("reply of a finished analysis not delivered analysis=%s chat=%s",
+                         analysis.id, analysis.chat_id)
+    return analysis
+
+
 async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     """Run one queued analysis: gate it, call the model, store the result and reply in its chat.
 
     A non-chart, a permanent model error, or running out of attempts fails the
     analysis and refunds it. With `runner.cancellation` set, a cancelled
-    analysis stops before the model call and before the reply, refunded once. An analysis that already finished is returned as
-    it is, so a redelivered job does nothing twice.
+    analysis stops before the model call and before the reply, refunded once. A job delivered again
+    after its analysis finished only completes the refund and reply a dead worker may have missed.
     """
     services = runner.services
     analysis = await services.analyses.get(analysis_id)
     if analysis is None:
         raise AnalysisNotFound(analysis_id)
     if analysis.status in (AnalysisStatus.DONE, AnalysisStatus.FAILED):
-        logger.info("analysis already finished analysis=%s status=%s", analysis_id, analysis.status.value)
-        return analysis
+        return await _finish_delivered_again(analysis, runner)
 
     started = {"status": AnalysisStatus.RUNNING, "started_at": services.clock()}
     await services.analyses.update(analysis_id, started)
     analysis = analysis.model_copy(update=started)
     logger.info("analysis started analysis=%s user=%s", analysis_id, analysis.user_id)
+    await runner.notifier.analysis_progress(analysis, Progress(Stage.ANALYSING))
 
     try:
         images = await _load_images(analysis, services)

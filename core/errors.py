@@ -84,6 +84,10 @@ class TransientModelError(ModelError):
         self.retry_after = retry_after
 
 
+class ModelRateLimited(TransientModelError):
+    """The model refused the call for its rate limit (HTTP 429); worth waiting for, never a failure."""
+
+
 class PermanentModelError(ModelError):
     """A model failure that a retry would not fix: bad request, authentication, refusal."""
 

@@ -7,6 +7,8 @@ worker processes run side by side.
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -211,3 +213,24 @@ class InMemoryBillingLocks:
     async def hold(self, key: str) -> AsyncIterator[None]:
         async with self._locks[key]:
             yield
+
+
+class InMemoryReplyLocks:
+    """ReplyLocks for one process, with leases on the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[str, float]] = {}
+
+    async def acquire(self, analysis_id: str, *, lease_seconds: float) -> str | None:
+        now = time.monotonic()
+        held = self._locks.get(analysis_id)
+        if held is not None and held[1] > now:
+            return None
+        token = uuid.uuid4().hex
+        self._locks[analysis_id] = (token, now + lease_seconds)
+        return token
+
+    async def release(self, analysis_id: str, token: str) -> None:
+        held = self._locks.get(analysis_id)
+        if held is not None and held[0] == token:
+            del self._locks[analysis_id]

@@ -158,4 +158,5 @@ class Analysis(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    replied_at: datetime | None = Field(default=None, description="when the final reply reached the chat")
 

@@ -18,6 +18,7 @@ from core.subscriptions import Subscription
 from core.usage_records import CounterState, CounterWindow, LedgerEntry, ReserveOutcome
 
 if TYPE_CHECKING:
+    from core.events import Progress
     from core.jobs import JobState, QueuedJob
 
 
@@ -133,6 +134,10 @@ class JobControl(Protocol):
         """Cancel a scheduled or queued job, or ask a running one to stop; returns the state it was in, or None."""
         ...
 
+    async def queued_analyses(self) -> int:
+        """Return how many analysis jobs wait in the queue."""
+        ...
+
     async def in_flight(self, owner: str) -> list[QueuedJob]:
         """Return the owner's scheduled, queued and running jobs, oldest first."""
         ...
@@ -149,8 +154,12 @@ class CancellationCheck(Protocol):
 class Notifier(Protocol):
     """Sends what happens to an analysis to the chat it came from."""
 
-    async def analysis_queued(self, analysis: Analysis) -> str | None:
-        """Acknowledge a new request; returns the acknowledgement's message id when it has one."""
+    async def analysis_queued(self, analysis: Analysis, *, position: int | None = None) -> str | None:
+        """Acknowledge a new request with its place in the queue; returns the acknowledgement's message id."""
+        ...
+
+    async def analysis_progress(self, analysis: Analysis, progress: Progress) -> None:
+        """Show how far the analysis is, editing the acknowledgement where possible."""
         ...
 
     async def analysis_done(self, analysis: Analysis) -> None:
@@ -159,6 +168,38 @@ class Notifier(Protocol):
 
     async def analysis_failed(self, analysis: Analysis) -> None:
         """Tell the user the analysis failed and that the use was refunded."""
+        ...
+
+    async def analysis_still_working(self, analysis: Analysis) -> None:
+        """Tell the user a slow analysis is still running."""
+        ...
+
+
+class ModelRateLimit(Protocol):
+    """The model's requests and tokens per minute, shared by every worker process."""
+
+    async def acquire(self, tokens: int) -> str:
+        """Wait until a call of `tokens` fits in the limit; returns a ticket for `settle`."""
+        ...
+
+    async def settle(self, ticket: str, tokens: int) -> None:
+        """Raise the call's counted tokens when it turned out larger than estimated."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every caller for `seconds` after the model answered 429."""
+        ...
+
+
+class ReplyLocks(Protocol):
+    """Short leases, one per analysis, held while its final reply is sent."""
+
+    async def acquire(self, analysis_id: str, *, lease_seconds: float) -> str | None:
+        """Take the lock for `lease_seconds`; returns a token, or None when another holder has it."""
+        ...
+
+    async def release(self, analysis_id: str, token: str) -> None:
+        """Release the lock if `token` still holds it."""
         ...
 
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
         default=500, ge=1, description="model calls per minute across every worker process")
     model_tokens_per_minute: int = Field(
         default=30_000, ge=1, description="model tokens (input and output) per minute across every worker process")
+    model_rate_window_seconds: float = Field(
+        default=60, gt=0, description="window the model limits count over; one minute except in tests")
     chat_edit_interval_seconds: float = Field(
         default=1.0, ge=0, description="least time between two progress edits in one private chat")
     group_chat_edit_interval_seconds: float = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -9,18 +10,26 @@ import pytest
 
 from core.analysis import AnalysisServices, request_analysis
 from core.analysis_run import AnalysisRunner, RetryPolicy, run_analysis
-from core.errors import AnalysisNotFound, PermanentModelError, TransientModelError, UsageLimitExceeded
+from core.errors import (
+    AnalysisNotFound,
+    ModelRateLimited,
+    PermanentModelError,
+    TransientModelError,
+    UsageLimitExceeded,
+)
 from core.images import inspect_image
 from datetime import timedelta
 
 from core.memory import (
     InMemoryAnalysisRepository,
     InMemoryImageStore,
+    InMemoryReplyLocks,
     InMemorySubscriptionRepository,
     InMemoryUsageCounters,
     InMemoryUsageLedger,
 )
 from core.plans import load_plans
+from core.replies import OnceNotifier, OnceReplies
 from core.usage import UsageService
 from core.models import Analysis, AnalysisJob, AnalysisStatus, ChartImage, ModelAnswer, Platform, TokenUsage
 from tests.conftest import CHARTS
@@ -43,9 +52,12 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
 
-    async def analysis_queued(self, analysis: Analysis) -> str | None:
+    async def analysis_queued(self, analysis: Analysis, *, position: int | None = None) -> str | None:
         self.events.append(("queued", analysis.id))
         return "77"
+
+    async def analysis_progress(self, analysis: Analysis, progress) -> None:
+        self.events.append((f"progress:{progress.stage.value}", analysis.id))
 
     async def analysis_done(self, analysis: Analysis) -> None:
         self.events.append(("done", analysis.id))
@@ -174,8 +186,29 @@ async def test_transient_errors_retried_with_backoff_and_retry_after():
     assert sleep.delays == [2, 7.5]
 
 
-async def test_retries_exhausted_fail_and_refund_once():
+def _once(services: AnalysisServices, recorder: RecordingNotifier) -> OnceNotifier:
+    """The worker's notifier: final replies once per analysis, through a reply lock."""
+    return OnceNotifier(recorder, OnceReplies(InMemoryReplyLocks(), services.analyses, services.clock))
+
+
+async def test_rate_limit_answers_wait_without_using_attempts():
     services, notifier, sleep = _services(), RecordingNotifier(), RecordingSleep()
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer([ModelRateLimited("429", retry_after=3)] * 6 + [TransientModelError("500")])
+
+    retry = RetryPolicy(max_attempts=2, base_seconds=1, max_seconds=60, sleep=sleep)
+    done = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, retry))
+
+    assert done.status is AnalysisStatus.DONE
+    assert done.attempts == 2
+    assert sleep.delays == [3, 3, 3, 3, 3, 3, 1]
+    assert notifier.events == [("queued", analysis.id), ("progress:analysing", analysis.id),
+                               ("progress:retrying", analysis.id), ("done", analysis.id)]
+
+
+async def test_retries_exhausted_fail_and_refund_once():
+    services, recorder, sleep = _services(), RecordingNotifier(), RecordingSleep()
+    notifier = _once(services, recorder)
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer([TransientModelError("500")] * 3)
 
@@ -192,7 +225,7 @@ async def test_retries_exhausted_fail_and_refund_once():
     assert again.status is AnalysisStatus.FAILED
     assert analyzer.calls == 3
     assert await _used_today(services) == 0
-    assert notifier.events.count(("failed", analysis.id)) == 1
+    assert recorder.events.count(("failed", analysis.id)) == 1
 
 
 async def test_permanent_error_fails_without_retry():
@@ -209,13 +242,58 @@ async def test_permanent_error_fails_without_retry():
 
 
 async def test_finished_analysis_not_run_twice():
-    services, notifier = _services(), RecordingNotifier()
+    services, recorder = _services(), RecordingNotifier()
+    notifier = _once(services, recorder)
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer()
     await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy()))
     await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy()))
     assert analyzer.calls == 1
-    assert notifier.events.count(("done", analysis.id)) == 1
+    assert recorder.events.count(("done", analysis.id)) == 1
+    assert (await services.analyses.get(analysis.id)).replied_at == NOW
+
+
+async def test_delivered_again_after_finishing_unreplied_sends_the_reply_once():
+    """A worker died after storing the result and before replying: the next delivery replies, once."""
+    services, recorder = _services(), RecordingNotifier()
+    notifier = _once(services, recorder)
+    analysis = await request_analysis(_job(), services, notifier)
+    await services.analyses.update(analysis.id, {"status": AnalysisStatus.DONE, "result_text": "stored before the crash"})
+    analyzer = ScriptedAnalyzer()
+
+    for _ in range(3):
+        again = await run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier, RetryPolicy()))
+
+    assert analyzer.calls == 0
+    assert again.result_text == "stored before the crash"
+    assert recorder.events == [("queued", analysis.id), ("done", analysis.id)]
+    assert await _used_today(services) == 1
+
+
+async def test_failed_before_reply_is_refunded_and_told_once_on_the_next_delivery():
+    services, recorder = _services(), RecordingNotifier()
+    notifier = _once(services, recorder)
+    analysis = await request_analysis(_job(), services, notifier)
+    await services.analyses.update(analysis.id, {"status": AnalysisStatus.FAILED, "error": "model error"})
+
+    for _ in range(2):
+        await run_analysis(analysis.id, AnalysisRunner(services, ScriptedAnalyzer(), notifier, RetryPolicy()))
+
+    assert recorder.events == [("queued", analysis.id), ("failed", analysis.id)]
+    assert await _used_today(services) == 0
+
+
+async def test_two_deliveries_at_once_reply_once():
+    services, recorder = _services(), RecordingNotifier()
+    notifier = _once(services, recorder)
+    analysis = await request_analysis(_job(), services, notifier)
+    analyzer = ScriptedAnalyzer()
+
+    results = await asyncio.gather(*(run_analysis(analysis.id, AnalysisRunner(services, analyzer, notifier,
+                                                                            RetryPolicy())) for _ in range(2)))
+
+    assert [r.status for r in results] == [AnalysisStatus.DONE, AnalysisStatus.DONE]
+    assert recorder.events.count(("done", analysis.id)) == 1
 
 
 async def test_unknown_analysis_raises_not_found():

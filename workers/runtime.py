@@ -11,10 +11,14 @@ from telegram import Bot
 
 from adapters.backends import Backends, open_backends
 from adapters.redis_jobs import RedisJobControl
+from adapters.redis_rate_limit import RedisModelRateLimit
 from bot.telegram.client import build_bot, quiet_http_loggers
-from bot.telegram.notifier import TelegramNotifier
+from bot.telegram.notifier import once_telegram_notifier
 from core.analysis_run import AnalysisRunner, RetryPolicy
-from core.ports import ChartAnalyzer
+from core.events import AnalysisEvents, Progress, Stage
+from core.models import Analysis
+from core.ports import ChartAnalyzer, ModelRateLimit
+from core.replies import OnceNotifier
 from core.settings import Settings
 from workers.jobs.children import AnalysisChildren
 from workers.offline_analyzer import OfflineAnalyzer
@@ -34,6 +38,7 @@ class WorkerRuntime:
     runner: AnalysisRunner
     jobs: RedisJobControl
     children: AnalysisChildren
+    events: AnalysisEvents
 
     async def close(self) -> None:
         """Close every client."""
@@ -41,7 +46,7 @@ class WorkerRuntime:
         await self.backends.close()
 
 
-def build_analyzer(settings: Settings) -> ChartAnalyzer:
+def build_analyzer(settings: Settings, rate_limit: ModelRateLimit | None = None) -> ChartAnalyzer:
     """Create the vision model client, or the offline analyzer when OPENAI_API_KEY is not set."""
     if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value():
         return OfflineAnalyzer()
@@ -50,7 +55,7 @@ def build_analyzer(settings: Settings) -> ChartAnalyzer:
         base_url=settings.openai_base_url,
         timeout_seconds=settings.openai_timeout_seconds,
     )
-    return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt())
+    return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt(), rate_limit=rate_limit)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -63,27 +68,48 @@ def build_retry_policy(settings: Settings) -> RetryPolicy:
 
 
 @asynccontextmanager
-async def build_bot_notifier(settings: Settings):
-    """Yield a TelegramNotifier on a started Bot, shut down on exit."""
+async def build_bot_notifier(settings: Settings, backends: Backends):
+    """Yield the paced, once-only Telegram notifier on a started Bot, shut down on exit."""
     bot = build_bot(settings)
     await bot.initialize()
     try:
-        yield TelegramNotifier(bot)
+        yield once_telegram_notifier(bot, backends, settings)
     finally:
         await bot.shutdown()
 
 
+def chat_events(notifier: OnceNotifier, backends: Backends) -> AnalysisEvents:
+    """The handlers that follow an analysis: the chat (final reply once), and the job's progress note."""
+    events = AnalysisEvents()
+
+    async def note_progress(analysis: Analysis, progress: Progress) -> None:
+        if progress.stage is not Stage.QUEUED:
+            await backends.jobs.registry.set_progress(analysis.id, progress.stage.value)
+
+    events.on_progress(notifier.analysis_progress)
+    events.on_progress(note_progress)
+    events.on_completed(notifier.analysis_done)
+    events.on_failed(notifier.analysis_failed)
+    events.on_still_working(notifier.analysis_still_working)
+    return events
+
+
 async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime:
-    """Connect every client the analysis task needs."""
+    """Connect every client the analysis task needs, once, and log the settings it runs with."""
     quiet_http_loggers()
-    analyzer = build_analyzer(settings)
     backends = await open_backends(settings, broker)
+    rate_limit = RedisModelRateLimit(backends.redis, requests_per_window=settings.model_requests_per_minute,
+                                     tokens_per_window=settings.model_tokens_per_minute,
+                                     window_seconds=settings.model_rate_window_seconds)
+    analyzer = build_analyzer(settings, rate_limit)
     bot = build_bot(settings)
     await bot.initialize()
+    notifier = once_telegram_notifier(bot, backends, settings)
+    events = chat_events(notifier, backends)
     runner = AnalysisRunner(
         services=backends.services,
         analyzer=analyzer,
-        notifier=TelegramNotifier(bot),
+        notifier=events,
         retry=build_retry_policy(settings),
         reader=OfflineChartReader(max_pixels=settings.max_image_pixels),
         cancellation=backends.jobs.registry,
@@ -92,9 +118,13 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
                                 timeout_seconds=settings.analysis_timeout_seconds)
     model = settings.openai_model if isinstance(analyzer, OpenAIChartAnalyzer) else "offline reader (OPENAI_API_KEY not set)"
     logger.info(
-        "worker ready model=%s prompt=%s database=%s queue=%s free_plan=%s/day,%s/period max_attempts=%d",
-        model, analyzer.prompt_version, settings.mongodb_database, settings.queue_name,
-        backends.services.usage.plans.free.daily_limit, backends.services.usage.plans.free.period_limit,
-        settings.model_max_attempts,
+        "worker ready consumer=%s model=%s prompt=%s database=%s queue=%s concurrency=%d reclaim=%gs "
+        "stop_grace=%gs model_limit=%d requests/%d tokens per %gs free_plan=%s/day,%s/period max_attempts=%d",
+        getattr(broker, "consumer", "-"), model, analyzer.prompt_version, settings.mongodb_database,
+        settings.queue_name, settings.worker_concurrency, settings.worker_reclaim_seconds,
+        settings.worker_stop_grace_seconds, settings.model_requests_per_minute, settings.model_tokens_per_minute,
+        settings.model_rate_window_seconds, backends.services.usage.plans.free.daily_limit,
+        backends.services.usage.plans.free.period_limit, settings.model_max_attempts,
     )
-    return WorkerRuntime(backends=backends, bot=bot, runner=runner, jobs=backends.jobs, children=children)
+    return WorkerRuntime(backends=backends, bot=bot, runner=runner, jobs=backends.jobs, children=children,
+                         events=events)

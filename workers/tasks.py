@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
 from adapters.taskiq_queue import ANALYZE_TASK_NAME
 from core.analysis_run import AnalysisRunner, run_analysis
+from core.events import Progress, Stage
 from core.models import AnalysisStatus, FailureKind
 from workers.jobs.children import end_main_job, schedule_analysis_children
 from workers.jobs.tasks import register_job_tasks
 
 logger = logging.getLogger(__name__)
+
+# Analyses at the front of the queue whose acknowledgement shows their new place when one starts.
+POSITIONS_SHOWN = 3
+_background: set[asyncio.Task] = set()
+
+
+async def show_queue_front(runtime) -> None:
+    """Edit the new queue positions into the acknowledgements of the first few queued analyses."""
+    try:
+        for position, job_id in enumerate(await runtime.jobs.front_of_queue(POSITIONS_SHOWN), start=1):
+            analysis = await runtime.runner.services.analyses.get(job_id)
+            if analysis is not None and analysis.status is AnalysisStatus.QUEUED:
+                await runtime.events.analysis_progress(analysis, Progress(Stage.QUEUED, position=position))
+    except Exception:
+        logger.exception("queue positions not updated")
 
 
 async def analyze_chart(analysis_id: str, context: Context = TaskiqDepends()) -> str:
@@ -33,6 +50,9 @@ async def analyze_chart(analysis_id: str, context: Context = TaskiqDepends()) ->
         logger.info("analysis job skipped because it was cancelled analysis=%s", analysis_id)
         return "cancelled"
     await schedule_analysis_children(jobs, analysis_id, runtime.children)
+    task = asyncio.create_task(show_queue_front(runtime))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
     try:
         analysis = await run_analysis(analysis_id, runner)
     except Exception as error:

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from bot.console.render import html_to_text, indent_reply
 from bot.telegram import messages
+from core.events import Progress
 from core.models import Analysis
 
 
@@ -42,8 +43,14 @@ class ConsoleNotifier:
         else:
             self.say(html_text)
 
-    async def analysis_queued(self, analysis: Analysis) -> str | None:
-        return self.say(messages.QUEUED)
+    async def analysis_queued(self, analysis: Analysis, *, position: int | None = None) -> str | None:
+        return self.say(messages.queued_text(position))
+
+    async def analysis_progress(self, analysis: Analysis, progress: Progress) -> None:
+        """Kept on the acknowledgement without printing: in a terminal each edit is a new line, and the
+        offline reading follows within a second."""
+        if analysis.ack_message_id in self.messages:
+            self.messages[analysis.ack_message_id] = messages.progress_text(progress)
 
     async def analysis_done(self, analysis: Analysis) -> None:
         parts = messages.analysis_messages(analysis)
@@ -53,3 +60,6 @@ class ConsoleNotifier:
 
     async def analysis_failed(self, analysis: Analysis) -> None:
         self._replace(analysis, messages.failure_message(analysis))
+
+    async def analysis_still_working(self, analysis: Analysis) -> None:
+        self.say(messages.STILL_WORKING)

@@ -22,7 +22,7 @@ from adapters.redis_journal_drafts import RedisGuidedDraftStore
 from adapters.taskiq_queue import build_redis_broker
 from bot.telegram import billing, handlers, jobs, journal, messages
 from bot.telegram.client import api_urls
-from bot.telegram.notifier import TelegramNotifier
+from bot.telegram.notifier import once_telegram_notifier
 from bot.views.usage import BILLING, UPGRADE
 from core.settings import Settings
 
@@ -54,7 +54,8 @@ async def _post_init(application: Application) -> None:
         backends.mongo[settings.mongodb_database], drafts=RedisGuidedDraftStore(backends.redis)
     )
     application.bot_data["chartbot"] = handlers.BotContext(
-        settings=settings, services=backends.services, notifier=TelegramNotifier(application.bot),
+        settings=settings, services=backends.services,
+        notifier=once_telegram_notifier(application.bot, backends, settings),
         journal=journal_services,
     )
     billing_db = backends.mongo[settings.mongodb_database]

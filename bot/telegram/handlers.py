@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 
 from bot.telegram import billing, messages
 from bot.telegram.formatting import escape
-from bot.telegram.notifier import TelegramNotifier
+from core.ports import Notifier
 from bot.views.usage import UPGRADE, Button, usage_view
 from core.analysis import AnalysisServices, Upload, submit_upload
 from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
@@ -35,7 +35,7 @@ class BotContext:
 
     settings: Settings
     services: AnalysisServices
-    notifier: TelegramNotifier
+    notifier: Notifier
     journal: JournalServices | None = None
 
 

@@ -9,6 +9,7 @@ from bot.views.usage import Button, UsageView, limit_refusal, plans_overview
 from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
 from core.images import ImageLimits
 from core.plans import PlanTable
+from core.events import Progress, Stage
 from core.models import CAPTION_MAX_CHARS, Analysis, FailureKind
 
 COMMANDS = [
@@ -56,6 +57,26 @@ UNKNOWN_COMMAND = "There is no {command} command. Send /help for the list of com
 SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
 
 QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this message shortly."
+ANALYSING = "🔎 Analysing your chart. The analysis will appear in this message."
+
+
+def queued_text(position: int | None) -> str:
+    """The acknowledgement, with the place in the queue when it is known."""
+    if position is None:
+        return QUEUED
+    if position <= 1:
+        return "⏳ Chart received. You are next in the queue; the analysis will appear in this message."
+    return f"⏳ Chart received. You are number {position} in the queue; the analysis will appear in this message."
+
+
+def progress_text(progress: Progress) -> str:
+    """The acknowledgement as the analysis moves."""
+    if progress.stage is Stage.QUEUED:
+        return queued_text(progress.position)
+    if progress.stage is Stage.RETRYING:
+        return (f"🔁 The chart model did not answer; trying again (attempt {progress.attempt} of "
+                f"{progress.max_attempts}). The analysis will appear in this message.")
+    return ANALYSING
 
 FAILED = (
     "❌ The analysis failed because the chart model did not answer. "

@@ -69,6 +69,8 @@ class SentMessage:
     reply_to: int | None
     edits: int = 0
     reply_markup: dict[str, Any] | None = None
+    # Every text the message showed, first to last, with the monotonic time it was set.
+    history: list[tuple[float, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -331,6 +333,7 @@ class FakeTelegramServer:
         sent = SentMessage(chat_id=int(params["chat_id"]), message_id=next(self._message_ids), text=text,
                            parse_mode=params.get("parse_mode"), reply_to=reply.get("message_id"),
                            reply_markup=params.get("reply_markup"))
+        sent.history.append((time.monotonic(), text))
         self.messages[sent.message_id] = sent
         return self._ok(self._message_json(sent))
 
@@ -343,7 +346,12 @@ class FakeTelegramServer:
             return self._error(400, "Bad Request: message is too long")
         if params.get("parse_mode") == "HTML" and (problem := html_parse_error(text)):
             return self._error(400, problem)
+        if text == sent.text and params.get("reply_markup") == sent.reply_markup:
+            return self._error(400, "Bad Request: message is not modified: specified new message content and "
+                                    "reply markup are exactly the same as a current content and reply markup "
+                                    "of the message")
         sent.text = text
+        sent.history.append((time.monotonic(), text))
         sent.parse_mode = params.get("parse_mode")
         # Like Telegram, an edit without reply_markup removes the inline keyboard.
         sent.reply_markup = params.get("reply_markup")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +22,17 @@ class AnalysisChildren:
 
 
 async def schedule_analysis_children(control: RedisJobControl, analysis_id: str, children: AnalysisChildren) -> None:
-    """Schedule the still-working notice and the watchdog of a running analysis."""
+    """Schedule the still-working notice and the watchdog of a running analysis.
+
+    Their ids derive from the analysis id, so a job delivered again does not schedule them twice.
+    """
     now = datetime.now(UTC)
     for name, delay in ((STILL_WORKING_TASK_NAME, children.notice_delay_seconds),
                         (WATCHDOG_TASK_NAME, children.timeout_seconds)):
+        job_id = f"{analysis_id}-{name.rsplit('.', 1)[-1]}"
+        if await control.registry.get(job_id) is not None:
+            continue
         # The task receives its own job id first, like every job-layer task.
-        job_id = uuid.uuid4().hex
         await control.enqueue_at(name, [job_id, analysis_id], now + timedelta(seconds=delay), parent=analysis_id,
                                  job_id=job_id)
 
