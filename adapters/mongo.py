@@ -85,7 +85,12 @@ def _to_analysis(document: dict[str, Any]) -> Analysis:
 
 
 class MongoImageStore:
-    """Chart images as metadata in `chart_images` and 4 MiB binary chunks in `chart_image_chunks`."""
+    """Chart images as metadata in `chart_images` and 4 MiB binary chunks in `chart_image_chunks`.
+
+    A chunk's `_id` is IMAGE_ID:N, so reading an image is lookups by `_id`:
+    FerretDB v1 answers those from its primary key, but filters on any other
+    field by reading every chunk (650 ms per image with 2,000 images stored).
+    """
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._images = db.chart_images
@@ -93,7 +98,8 @@ class MongoImageStore:
 
     async def put(self, image_id: str, info: ImageInfo, data: bytes) -> None:
         chunks = [
-            {"image_id": image_id, "n": n, "data": Binary(data[start : start + IMAGE_CHUNK_BYTES])}
+            {"_id": f"{image_id}:{n}", "image_id": image_id, "n": n,
+             "data": Binary(data[start : start + IMAGE_CHUNK_BYTES])}
             for n, start in enumerate(range(0, len(data), IMAGE_CHUNK_BYTES))
         ]
         await self._chunks.insert_many(chunks, ordered=True)
@@ -104,8 +110,12 @@ class MongoImageStore:
         record = await self._images.find_one({"_id": image_id})
         if record is None:
             raise KeyError(image_id)
-        cursor = self._chunks.find({"image_id": image_id}).sort("n", ASCENDING)
-        parts = [bytes(chunk["data"]) async for chunk in cursor]
+        ids = [f"{image_id}:{n}" for n in range(record["chunks"])]
+        chunks = [await self._chunks.find_one({"_id": chunk_id}) for chunk_id in ids]
+        if None in chunks:
+            # Chunks stored before they had these ids.
+            chunks = [chunk async for chunk in self._chunks.find({"image_id": image_id}).sort("n", ASCENDING)]
+        parts = [bytes(chunk["data"]) for chunk in chunks]
         if len(parts) != record["chunks"]:
             raise KeyError(f"{image_id} has {len(parts)} of {record['chunks']} chunks")
         return b"".join(parts)

@@ -54,8 +54,10 @@ start() {
     else
         local debug_port
         debug_port=$(free_port)
+        # _txlock=immediate: a write transaction takes SQLite's write lock when it begins, so concurrent
+        # writers wait (busy_timeout) instead of failing with SQLITE_BUSY when a read turns into a write.
         start_detached mongo "$TOOLS_DIR/ferretdb" --handler=sqlite \
-            --sqlite-url="file:$dir/mongo/" --state-dir="$dir/mongo" \
+            --sqlite-url="file:$dir/mongo/?_txlock=immediate" --state-dir="$dir/mongo" \
             --listen-addr="127.0.0.1:$mongo_port" --debug-addr="127.0.0.1:$debug_port" \
             --telemetry=disable --log-level=warn
     fi
