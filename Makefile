@@ -8,7 +8,7 @@ export TOOLS_DIR
 
 CHARTS ?= ../shared/charts
 
-.PHONY: venv tools services services-stop test lint-imports demo bench bench-reader bench-usage clean
+.PHONY: venv tools services services-stop test lint-imports demo bench bench-reader bench-usage bench-pipeline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,13 @@ bench-reader: venv
 bench-usage: venv tools
 	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_usage
 
+bench-pipeline: venv tools
+	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_pipeline
+
 bench: venv tools
 	$(PY) -m bench.bench_reader --charts $(CHARTS)
 	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_usage
+	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_pipeline
 
 clean: services-stop
 	rm -rf $(VENV) $(TOOLS_DIR)

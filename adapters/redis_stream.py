@@ -15,12 +15,16 @@ timeout. Here:
 - any worker takes over entries idle for longer than the reclaim time with
   XAUTOCLAIM, which is atomic, so no lock is needed;
 - on stop, entries this worker received but did not finish are put back at
-  the end of the stream at once instead of waiting for the reclaim time.
+  the end of the stream at once instead of waiting for the reclaim time;
+- a task that raised (its work lost to a database or network error) is not
+  acknowledged: its entry is taken again after the reclaim time, and after
+  MAX_DELIVERIES deliveries it moves to the dead-letter stream STREAM:dead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -76,6 +80,7 @@ return count
 """
 
 DATA_FIELD = b"data"
+MAX_DELIVERIES = 5
 GONE_CONSUMER_MS = 3600 * 1000
 
 
@@ -123,10 +128,13 @@ class ReliableStreamBroker(AsyncBroker):
         self._heartbeat_script = self.redis.register_script(_HEARTBEAT)
         self._hand_back_script = self.redis.register_script(_HAND_BACK)
         self._in_flight: set[str] = set()
+        self._entry_of_task: dict[str, str] = {}
+        self._retry_later: set[str] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.acknowledged = 0
         self.handed_back = 0
         self.reclaimed = 0
+        self.dead_lettered = 0
 
     async def startup(self) -> None:
         """Create the consumer group (from the stream's start, so jobs queued before it are delivered)."""
@@ -174,13 +182,31 @@ class ReliableStreamBroker(AsyncBroker):
 
     def _deliver(self, entry_id: str, data: bytes) -> AckableMessage:
         self._in_flight.add(entry_id)
+        task_id = _task_id(data)
+        if task_id is not None:
+            self._entry_of_task[task_id] = entry_id
 
         async def ack() -> None:
+            if task_id is not None:
+                self._entry_of_task.pop(task_id, None)
+            if entry_id in self._retry_later:
+                # Left pending without heartbeats: any worker takes it again after the reclaim time.
+                self._retry_later.discard(entry_id)
+                self._in_flight.discard(entry_id)
+                return
             await self._ack_script(keys=[self.stream], args=[self.group, entry_id])
             self._in_flight.discard(entry_id)
             self.acknowledged += 1
 
         return AckableMessage(data=data, ack=ack)
+
+    def retry_later(self, task_id: str) -> None:
+        """Leave the entry of a task that raised unacknowledged, so it runs again after the reclaim time."""
+        entry_id = self._entry_of_task.get(task_id)
+        if entry_id is not None:
+            self._retry_later.add(entry_id)
+            logger.warning("task failed; it runs again after %gs entry=%s task=%s",
+                           self.timings.reclaim_seconds, entry_id, task_id)
 
     async def _read_new(self) -> tuple[str, bytes] | None:
         block_ms = int(self.timings.block_seconds * 1000)
@@ -203,11 +229,30 @@ class ReliableStreamBroker(AsyncBroker):
             if fields is None:
                 continue
             entry = _entry(entry_id, fields)
+            if await self._dead_letter_if_spent(entry):
+                continue
             self.reclaimed += 1
             logger.warning("took over a job another worker left unfinished entry=%s consumer=%s",
                            entry[0], self.consumer)
             return entry, next_cursor
         return None, next_cursor
+
+    async def _dead_letter_if_spent(self, entry: tuple[str, bytes]) -> bool:
+        """Move an entry delivered MAX_DELIVERIES times to STREAM:dead; True when it moved."""
+        entry_id, data = entry
+        pending = await self.redis.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
+        if not pending or pending[0]["times_delivered"] <= MAX_DELIVERIES:
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(f"{self.stream}:dead", {DATA_FIELD: data, b"entry": entry_id,
+                                              b"deliveries": pending[0]["times_delivered"]})
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            await pipe.execute()
+        self.dead_lettered += 1
+        logger.error("job moved to the dead-letter stream after %d deliveries entry=%s task=%s stream=%s:dead",
+                     pending[0]["times_delivered"], entry_id, _task_id(data), self.stream)
+        return True
 
     async def _prune_consumers(self) -> None:
         """Remove consumers of workers gone for an hour that hold no entries, so the group's list stays short."""
@@ -263,6 +308,13 @@ class ReliableStreamBroker(AsyncBroker):
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _task_id(data: bytes) -> str | None:
+    try:
+        return json.loads(data).get("task_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> tuple[str, bytes]:

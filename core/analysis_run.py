@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -87,8 +88,9 @@ async def _read_charts(analysis: Analysis, images: Sequence[ChartImage], runner:
 
 async def _call_model(
     analysis: Analysis, images: Sequence[ChartImage], findings: Sequence[ChartFindings], runner: AnalysisRunner
-) -> tuple[ModelAnswer, int]:
-    """Call the analyzer, retrying transient errors; returns the model output and the attempts it took.
+) -> tuple[ModelAnswer, int, float]:
+    """Call the analyzer, retrying transient errors; returns the model output, the attempts it took and
+    the seconds spent inside the analyzer (every attempt, including waits for the shared rate limit).
 
     A rate-limit answer (429) waits as the model asks and does not use up an
     attempt: the analysis is not failed for the operator's own limit. The
@@ -97,12 +99,16 @@ async def _call_model(
     retry = runner.retry
     attempt = 0
     rate_limited = 0
+    seconds = 0.0
     while True:
         attempt += 1
         await runner.services.analyses.update(analysis.id, {"attempts": attempt})
+        started = time.perf_counter()
         try:
-            return await runner.analyzer.analyze(images, analysis.caption, findings), attempt
+            answer = await runner.analyzer.analyze(images, analysis.caption, findings)
+            return answer, attempt, seconds + time.perf_counter() - started
         except ModelRateLimited as error:
+            seconds += time.perf_counter() - started
             attempt -= 1
             rate_limited += 1
             delay = retry.delay(1, error.retry_after)
@@ -110,6 +116,7 @@ async def _call_model(
                            analysis.id, rate_limited, delay)
             await retry.sleep(delay)
         except TransientModelError as error:
+            seconds += time.perf_counter() - started
             if attempt >= retry.max_attempts:
                 raise _Failed(FailureKind.MODEL, f"model unavailable after {attempt} attempts: {error}") from error
             delay = retry.delay(attempt, error.retry_after)
@@ -193,7 +200,7 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
         images = await _load_images(analysis, services)
         findings = await _read_charts(analysis, images, runner)
         await _stop_if_cancelled(analysis, runner)
-        answer, attempts = await _call_model(analysis, images, findings, runner)
+        answer, attempts, model_seconds = await _call_model(analysis, images, findings, runner)
         await _stop_if_cancelled(analysis, runner)
     except _Failed as failed:
         return await fail_analysis(analysis, services, runner.notifier, failure=failed.failure, error=failed.error)
@@ -209,6 +216,7 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
         "prompt_version": runner.analyzer.prompt_version,
         "usage": answer.usage,
         "attempts": attempts,
+        "model_seconds": round(model_seconds, 4),
         "findings": findings,
         "finished_at": services.clock(),
     }

@@ -155,6 +155,7 @@ class Analysis(BaseModel):
     failure: FailureKind | None = None
     findings: list[ChartFindings] = Field(default_factory=list)
     attempts: int = 0
+    model_seconds: float | None = Field(default=None, description="time inside the model calls, retries included")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

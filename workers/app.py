@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 settings = Settings()
 broker = build_redis_broker(settings)
 register_tasks(broker)
-in_flight = InFlightCounter()
+# A task that raised is run again after the reclaim time instead of being acknowledged and lost.
+in_flight = InFlightCounter(on_task_error=broker.retry_later)
 broker.add_middlewares(in_flight)
 
 

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
@@ -29,8 +30,10 @@ SHUTDOWN_MARGIN_SECONDS = 15.0
 class InFlightCounter(TaskiqMiddleware):
     """Counts the tasks this process is running and has finished, for the stop log lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_task_error: Callable[[str], None] | None = None) -> None:
+        """`on_task_error(task_id)` is called for every task that raised."""
         super().__init__()
+        self.on_task_error = on_task_error
         self._lock = threading.Lock()
         self.running = 0
         self.finished = 0
@@ -44,6 +47,8 @@ class InFlightCounter(TaskiqMiddleware):
         with self._lock:
             self.running -= 1
             self.finished += 1
+        if result.is_err and self.on_task_error is not None:
+            self.on_task_error(message.task_id)
 
 
 def _exit_after(seconds: float, counter: InFlightCounter) -> None:

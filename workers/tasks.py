@@ -55,8 +55,11 @@ async def analyze_chart(analysis_id: str, context: Context = TaskiqDepends()) ->
     task.add_done_callback(_background.discard)
     try:
         analysis = await run_analysis(analysis_id, runner)
-    except Exception as error:
-        await end_main_job(jobs, analysis_id, failed=True, result=repr(error))
+    except Exception:
+        # Model and chart failures end inside run_analysis; what reaches here is a lost database or
+        # network call. The job stays running: the broker delivers it again after the reclaim time,
+        # and the watchdog fails and refunds the analysis if it never gets through.
+        logger.exception("analysis interrupted; it runs again analysis=%s", analysis_id)
         raise
     failed = analysis.status is AnalysisStatus.FAILED
     result = analysis.failure.value if failed and analysis.failure else analysis.status.value

@@ -1,7 +1,10 @@
 """A fake OpenAI-compatible chat completions server on 127.0.0.1.
 
 It records every request and can be set to reply, fail with a status
-(429 with Retry-After, 500), or stall longer than the client's timeout.
+(429 with Retry-After, 500), or stall longer than the client's timeout. Like
+OpenAI it can hold a rate limit: requests and tokens per window (a minute by
+default), counting each request's prompt tokens plus its whole
+max_completion_tokens, and answering 429 with Retry-After past either.
 """
 
 from __future__ import annotations
@@ -40,10 +43,18 @@ class FakeOpenAIServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     fail_always: Failure | None = None
+    latency_seconds: float = 0.0
+    requests_per_window: int | None = None
+    tokens_per_window: int | None = None
+    window_seconds: float = 60.0
+    # Monotonic arrival times of the requests answered, and of the ones refused with 429 for the limit.
+    answered_at: list[float] = field(default_factory=list)
+    rate_limited_at: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
+        self._window: list[tuple[float, int]] = []
         self.url = ""
 
     async def start(self) -> str:
@@ -62,12 +73,34 @@ class FakeOpenAIServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def _over_limit(self, body: dict[str, Any]) -> web.Response | None:
+        if self.requests_per_window is None and self.tokens_per_window is None:
+            return None
+        now = time.monotonic()
+        self._window = [(at, tokens) for at, tokens in self._window if at > now - self.window_seconds]
+        tokens = self.prompt_tokens + int(body.get("max_completion_tokens") or 0)
+        too_many = self.requests_per_window is not None and len(self._window) >= self.requests_per_window
+        too_big = (self.tokens_per_window is not None
+                   and sum(t for _, t in self._window) + tokens > self.tokens_per_window)
+        if too_many or too_big:
+            self.rate_limited_at.append(now)
+            retry_after = max(0.1, self._window[0][0] + self.window_seconds - now) if self._window else 1.0
+            return web.json_response(
+                {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                status=429, headers={"Retry-After": f"{retry_after:.2f}"},
+            )
+        self._window.append((now, tokens))
+        self.answered_at.append(now)
+        return None
+
     async def _completions(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization", "") != "Bearer test-openai-key":
             return web.json_response({"error": {"message": "Incorrect API key", "type": "invalid_request_error"}},
                                      status=401)
         body = await request.json()
         self.requests.append(body)
+        if (refusal := self._over_limit(body)) is not None:
+            return refusal
         failure = self.failures.pop(0) if self.failures else self.fail_always
         if failure is not None:
             if failure.stall_seconds:
@@ -80,6 +113,8 @@ class FakeOpenAIServer:
                     {"error": {"message": f"scripted failure {failure.status}", "type": "server_error"}},
                     status=failure.status, headers=headers,
                 )
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
         return web.json_response({
             "id": f"chatcmpl-{next(self._ids)}",
             "object": "chat.completion",

@@ -100,6 +100,8 @@ class FakeTelegramServer:
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
+        # Wall-clock time each user message was first handed to the bot by getUpdates, by message id.
+        self.served_at: dict[int, float] = {}
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._user_message_ids = itertools.count(1)
@@ -316,7 +318,12 @@ class FakeTelegramServer:
         while True:
             pending = [u for u in self._updates if u["update_id"] >= offset]
             if pending or time.monotonic() >= deadline:
-                return self._ok(pending[: int(params.get("limit") or 100)])
+                served = pending[: int(params.get("limit") or 100)]
+                now = time.time()
+                for update in served:
+                    if "message" in update:
+                        self.served_at.setdefault(update["message"]["message_id"], now)
+                return self._ok(served)
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), max(0.01, deadline - time.monotonic()))
