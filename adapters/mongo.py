@@ -13,9 +13,10 @@ from typing import Any
 from bson import Binary
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from core.models import Analysis, ImageInfo
+from core.models import Analysis, ChartFindings, ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +55,50 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 
 class MongoAnalysisRepository:
-    """Analysis records in the `analyses` collection, keyed by the analysis id."""
+    """Analysis records in `analyses`, keyed by the analysis id; the chart reader's findings in
+    `analysis_findings` under the same id.
+
+    The findings (every bar, swing and level) are most of a record's size and
+    are written once and rarely read. Kept apart, the records the workers read
+    and update several times per analysis stay small: FerretDB v1 finds even
+    an `_id` by reading the collection's documents in turn. `get` returns a
+    record without its findings; `findings` reads them.
+    """
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._collection = db.analyses
+        self._findings = db.analysis_findings
 
     async def add(self, analysis: Analysis) -> None:
         document = to_bson(analysis)
         document["_id"] = document.pop("id")
+        findings = document.pop("findings", [])
         await self._collection.insert_one(document)
+        if findings:
+            await self._store_findings(analysis.id, findings)
+
+    async def _store_findings(self, analysis_id: str, findings: list) -> None:
+        try:
+            await self._findings.insert_one({"_id": analysis_id, "findings": findings})
+        except DuplicateKeyError:
+            # A job delivered again read the same chart again; the first reading stays.
+            logger.info("findings already stored analysis=%s", analysis_id)
+
+    async def findings(self, analysis_id: str) -> list[ChartFindings]:
+        """Return the chart reader's findings of one analysis, or an empty list."""
+        document = await self._findings.find_one({"_id": analysis_id})
+        return [] if document is None else [ChartFindings.model_validate(f) for f in document["findings"]]
 
     async def get(self, analysis_id: str) -> Analysis | None:
         document = await self._collection.find_one({"_id": analysis_id})
         return None if document is None else _to_analysis(document)
 
     async def update(self, analysis_id: str, changes: dict[str, Any]) -> None:
+        changes = dict(changes)
+        if "findings" in changes:
+            await self._store_findings(analysis_id, to_bson({"findings": changes.pop("findings")})["findings"])
+        if not changes:
+            return
         result = await self._collection.update_one({"_id": analysis_id}, {"$set": to_bson(changes)})
         if result.matched_count == 0:
             raise KeyError(f"analysis {analysis_id} not found")

@@ -1,4 +1,4 @@
-"""How fast the bot may edit messages, shared by every process through Redis.
+"""Message pacing per chat and for the whole bot, shared by every process through Redis.
 
 Telegram accepts about one message per second in a private chat and twenty
 per minute in a group, and about thirty per second for the whole bot. Final

@@ -3,7 +3,7 @@
 A sliding-window log: each admitted call is a member of a sorted set scored
 by its admission time (Redis's own clock, so every process agrees), with its
 token count in a hash. A call is admitted when the calls and tokens of the
-last window leave room for it; otherwise the script answers how long until
+last window leave room for it. Otherwise the script returns how long until
 the oldest calls leave the window, and the caller sleeps that long. A 429
 from the model pauses every worker until its Retry-After has passed.
 

@@ -1,10 +1,11 @@
 """A taskiq broker on one Redis stream that removes what it processed and reclaims what a dead worker left.
 
-It replaces taskiq-redis's RedisStreamBroker, which acknowledges with XACK
-only (the stream grows forever), trims with MAXLEN whether or not an entry
-was processed, guards XAUTOCLAIM with a lock a killed worker can keep, and
-hands a live worker's long job to a second worker once it passes the idle
-timeout. Here:
+It replaces the RedisStreamBroker of taskiq-redis 1.2.4. That broker
+acknowledges with XACK only, so the stream grows forever, and its MAXLEN
+trims entries whether or not they were processed. Its XAUTOCLAIM lock has no
+timeout by default, so a killed worker can keep it, and it hands a live
+worker's long job to a second worker once the job passes the idle timeout.
+Here:
 
 - acknowledging is XACK and XDEL in one script, and nothing trims the stream,
   so processed entries go away and the backlog is never cut;
@@ -108,7 +109,7 @@ class StreamTimings:
 
 
 def consumer_name() -> str:
-    """A consumer name unique to this process, readable in XINFO CONSUMERS."""
+    """Return a consumer name unique to this process (host, pid, random suffix), readable in XINFO CONSUMERS."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 

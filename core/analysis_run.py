@@ -217,7 +217,6 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
         "usage": answer.usage,
         "attempts": attempts,
         "model_seconds": round(model_seconds, 4),
-        "findings": findings,
         "finished_at": services.clock(),
     }
     await services.analyses.update(analysis_id, done)

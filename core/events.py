@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class Stage(StrEnum):
-    """Where a running analysis is."""
+    """The stage of an analysis between its acknowledgement and its final reply."""
 
     QUEUED = "queued"
     ANALYSING = "analysing"
@@ -85,5 +85,5 @@ class AnalysisEvents:
         await self._emit("still-working", analysis, self._still_working)
 
     async def analysis_queued(self, analysis: Analysis, *, position: int | None = None) -> str | None:
-        """The acknowledgement is sent by the bot, not through worker events."""
+        """Raise NotImplementedError: the bot sends the acknowledgement, not the worker's events."""
         raise NotImplementedError("the worker does not acknowledge new analyses")

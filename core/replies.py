@@ -3,8 +3,8 @@
 Two deliveries of one job can run at once (a worker thought dead comes back)
 or one after another (a worker died after replying, before acknowledging).
 Before the final reply, a delivery takes the analysis's reply lock (Redis
-SET NX with a lease); holding it, it checks `replied_at` on the record, sends,
-and writes `replied_at`. A second delivery waits for the lock, then sees
+SET NX with a lease). While it holds the lock, it checks `replied_at` on the
+record, sends, and writes `replied_at`. A second delivery waits for the lock, then sees
 `replied_at` and sends nothing.
 """
 

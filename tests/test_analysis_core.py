@@ -191,7 +191,7 @@ def _once(services: AnalysisServices, recorder: RecordingNotifier) -> OnceNotifi
     return OnceNotifier(recorder, OnceReplies(InMemoryReplyLocks(), services.analyses, services.clock))
 
 
-async def test_rate_limit_answers_wait_without_using_attempts():
+async def test_rate_limit_waits_without_attempts():
     services, notifier, sleep = _services(), RecordingNotifier(), RecordingSleep()
     analysis = await request_analysis(_job(), services, notifier)
     analyzer = ScriptedAnalyzer([ModelRateLimited("429", retry_after=3)] * 6 + [TransientModelError("500")])
@@ -253,7 +253,7 @@ async def test_finished_analysis_not_run_twice():
     assert (await services.analyses.get(analysis.id)).replied_at == NOW
 
 
-async def test_delivered_again_after_finishing_unreplied_sends_the_reply_once():
+async def test_redelivery_sends_missing_reply_once():
     """A worker died after storing the result and before replying: the next delivery replies, once."""
     services, recorder = _services(), RecordingNotifier()
     notifier = _once(services, recorder)
@@ -270,7 +270,7 @@ async def test_delivered_again_after_finishing_unreplied_sends_the_reply_once():
     assert await _used_today(services) == 1
 
 
-async def test_failed_before_reply_is_refunded_and_told_once_on_the_next_delivery():
+async def test_redelivery_refunds_and_tells_failure_once():
     services, recorder = _services(), RecordingNotifier()
     notifier = _once(services, recorder)
     analysis = await request_analysis(_job(), services, notifier)
@@ -283,7 +283,7 @@ async def test_failed_before_reply_is_refunded_and_told_once_on_the_next_deliver
     assert await _used_today(services) == 0
 
 
-async def test_two_deliveries_at_once_reply_once():
+async def test_concurrent_deliveries_reply_once():
     services, recorder = _services(), RecordingNotifier()
     notifier = _once(services, recorder)
     analysis = await request_analysis(_job(), services, notifier)

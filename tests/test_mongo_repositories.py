@@ -9,7 +9,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import IMAGE_CHUNK_BYTES, MongoAnalysisRepository, MongoImageStore, ensure_indexes
-from core.models import Analysis, AnalysisStatus, ImageInfo, Platform, StoredImage, TokenUsage
+from core.models import Analysis, AnalysisStatus, ChartFindings, ImageInfo, Platform, StoredImage, TokenUsage
 from core.usage_records import Reservation
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -91,3 +91,19 @@ async def test_image_store_round_trip_across_chunks(mongo_db):
     with pytest.raises(KeyError):
         await store.get("img-1")
     assert await mongo_db.chart_image_chunks.count_documents({"image_id": "img-1"}) == 0
+
+
+async def test_findings_stored_apart_once(mongo_db):
+    repository = MongoAnalysisRepository(mongo_db)
+    await repository.add(_analysis("f1"))
+    first = [ChartFindings(is_chart=True, confidence=0.91, chart_type="candle", bar_count=120)]
+    second = [ChartFindings(is_chart=False, confidence=0.2)]
+
+    await repository.update("f1", {"findings": first, "attempts": 1})
+    await repository.update("f1", {"findings": second})
+
+    assert await repository.findings("f1") == first
+    stored = await repository.get("f1")
+    assert stored.findings == [] and stored.attempts == 1
+    assert "findings" not in await mongo_db.analyses.find_one({"_id": "f1"})
+    assert await repository.findings("missing") == []

@@ -42,7 +42,7 @@ async def _next(broker: ReliableStreamBroker, listener, timeout: float = 5.0):
     return await asyncio.wait_for(anext(listener), timeout)
 
 
-async def test_acknowledging_deletes_the_entry(stream):
+async def test_ack_deletes_entry(stream):
     url, name = stream
     broker = _broker(url, name)
     await broker.startup()
@@ -60,7 +60,7 @@ async def test_acknowledging_deletes_the_entry(stream):
     await broker.shutdown()
 
 
-async def test_a_failed_task_comes_back_then_goes_to_the_dead_letter_stream(stream):
+async def test_failed_task_retried_then_dead_lettered(stream):
     url, name = stream
     broker = _broker(url, name, reclaim=0.5)
     await broker.startup()
@@ -83,7 +83,7 @@ async def test_a_failed_task_comes_back_then_goes_to_the_dead_letter_stream(stre
     await broker.shutdown()
 
 
-async def test_stopping_hands_unfinished_entries_back_at_once(stream):
+async def test_stop_hands_entries_back(stream):
     url, name = stream
     first = _broker(url, name, reclaim=60)
     await first.startup()
@@ -105,7 +105,7 @@ async def test_stopping_hands_unfinished_entries_back_at_once(stream):
     await second.shutdown()
 
 
-async def test_live_consumers_keep_their_entries_and_dead_ones_lose_them(stream):
+async def test_only_dead_consumers_lose_entries(stream):
     url, name = stream
     live, other = _broker(url, name, reclaim=1.0), _broker(url, name, reclaim=1.0)
     await live.startup()

@@ -39,7 +39,7 @@ def _stop_idle_process(running: int) -> tuple[int, list[str], float]:
     return process.returncode, output.splitlines(), signalled
 
 
-def test_stop_signal_wakes_an_idle_loop_and_the_deadline_ends_a_hung_stop():
+def test_stop_signal_wakes_idle_loop():
     status, lines, signalled = _stop_idle_process(0)
     assert status == 0
     handler_ran = float(next(line for line in lines if line.startswith("previous handler ran")).split()[-1])
@@ -49,7 +49,7 @@ def test_stop_signal_wakes_an_idle_loop_and_the_deadline_ends_a_hung_stop():
                          "and 0 running, which another worker takes over")
 
 
-def test_hung_stop_with_running_tasks_exits_one():
+def test_hung_stop_exits_one():
     status, lines, _ = _stop_idle_process(2)
     assert status == 1
     assert lines[-1].endswith("0 task(s) finished and 2 running, which another worker takes over")

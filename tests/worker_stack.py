@@ -163,10 +163,10 @@ class WorkerStack:
         while pending:
             pending = {analysis_id for analysis_id in pending if not self._final_shown(analysis_id)}
             if not pending:
-                for analysis_id in ids:
-                    while (await self.analysis(analysis_id)).replied_at is None and time.monotonic() < deadline:
-                        await asyncio.sleep(0.05)
-                    pending |= {analysis_id} if (await self.analysis(analysis_id)).replied_at is None else set()
+                # One query for the lot: the reply is recorded just after it reaches the chat.
+                records = self.mongo[self.settings.mongodb_database]["analyses"].find(
+                    {"replied_at": None}, {"_id": 1})
+                pending = {record["_id"] async for record in records} & set(ids)
                 if not pending:
                     return
             if time.monotonic() > deadline:

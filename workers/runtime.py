@@ -79,7 +79,7 @@ async def build_bot_notifier(settings: Settings, backends: Backends):
 
 
 def chat_events(notifier: OnceNotifier, backends: Backends) -> AnalysisEvents:
-    """The handlers that follow an analysis: the chat (final reply once), and the job's progress note."""
+    """Register the handlers that follow an analysis: the chat (final reply once) and the job's progress note."""
     events = AnalysisEvents()
 
     async def note_progress(analysis: Analysis, progress: Progress) -> None:

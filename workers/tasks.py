@@ -17,6 +17,7 @@ from workers.jobs.tasks import register_job_tasks
 logger = logging.getLogger(__name__)
 
 # Analyses at the front of the queue whose acknowledgement shows their new place when one starts.
+# NOTE: analyses further back keep the place shown when they were queued until they near the front.
 POSITIONS_SHOWN = 3
 _background: set[asyncio.Task] = set()
 

@@ -1,8 +1,8 @@
 """The Notifier port on Telegram: the acknowledgement, progress edited into it, then the analysis.
 
-With a pacer, edits keep to Telegram's pace per chat: progress that comes
-faster is merged (the newest text wins once the chat's turn comes) or
-skipped when the bot-wide budget is spent; a final reply waits its turn.
+With a pacer, edits keep to Telegram's pace per chat. Progress that comes
+faster is merged (the newest text wins once the chat's turn comes), or
+skipped when the bot-wide budget is spent. A final reply waits its turn.
 """
 
 from __future__ import annotations
@@ -112,8 +112,9 @@ class TelegramNotifier:
     async def _show_position(self, analysis: Analysis, text: str) -> None:
         """Edit a new queue position in only when the chat's turn is free now.
 
-        Never waiting keeps it ahead of the "analysing" edit another worker
-        may send next: that edit waits for the turn this one took.
+        Because it never waits, it reaches Telegram ahead of the "analysing"
+        edit another worker may send next, which waits for the turn this one
+        took (provided this edit completes within the chat's interval).
         """
         if self._pacer is not None and await self._pacer.try_take(analysis.chat_id) > 0:
             return
@@ -176,7 +177,7 @@ class TelegramNotifier:
 
 
 def once_telegram_notifier(bot: Bot, backends: Backends, settings: Settings) -> OnceNotifier:
-    """The Telegram notifier, paced per chat, with final replies sent once; the bot and the worker share it."""
+    """Build the Telegram notifier the bot and the worker share: paced per chat, final replies sent once."""
     pacer = ChatPacer(backends.redis, private_seconds=settings.chat_edit_interval_seconds,
                       group_seconds=settings.group_chat_edit_interval_seconds)
     analyses = backends.services.analyses
