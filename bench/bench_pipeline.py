@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -116,17 +117,22 @@ async def raw_taskiq(env: dict[str, str], logs: Path, *, rate: float, seconds: f
 async def throughput(env: dict[str, str], logs: Path, *, latency: float, backlog: int, concurrency: int) -> dict:
     """Queue `backlog` analyses, start one worker process, and time it draining them."""
     stack = await WorkerStack.open(env, logs / f"throughput-{latency}", WORKER_CONCURRENCY=str(concurrency),
-                                   CHAT_EDIT_INTERVAL_SECONDS="0")
+                                   CHAT_EDIT_INTERVAL_SECONDS="0", JOB_COMPLETED_RETENTION_SECONDS="0")
     stack.openai.latency_seconds = latency
     try:
         chart = _chart()
+        memory = {"start": (await stack.redis.info("memory"))["used_memory"]}
         ids = [(await stack.submit(9100 + n % 50, chart)).id for n in range(backlog)]
+        memory["queued"] = (await stack.redis.info("memory"))["used_memory"]
         await stack.start_worker()
         began = time.monotonic()
         await stack.wait_finished(ids, timeout=900)
         elapsed = time.monotonic() - began
+        await RedisJobRegistry(stack.redis).remove_expired(datetime.now(UTC), batch=10_000)
+        memory["drained"] = (await stack.redis.info("memory"))["used_memory"]
         return {"model_latency_seconds": latency, "analyses": backlog, "concurrency": concurrency,
-                "seconds": round(elapsed, 2), "analyses_per_second_per_process": round(backlog / elapsed, 2)}
+                "seconds": round(elapsed, 2), "analyses_per_second_per_process": round(backlog / elapsed, 2),
+                "stream_length_after": await stack.stream_length(), "redis_used_memory_bytes": memory}
     finally:
         await stack.close()
 
@@ -179,7 +185,9 @@ async def main(arguments: argparse.Namespace) -> int:
         verdict("p99 against raw taskiq", ratio, "<= 1.5x", ratio <= 1.5, "x"),
         verdict("overhead outside the model p99", overhead["p99_ms"], "<= 50 ms", overhead["p99_ms"] <= 50, " ms"),
         f"analyses/s per worker process, model at 0 ms: {fast['analyses_per_second_per_process']} "
-        f"(concurrency {fast['concurrency']})",
+        f"(concurrency {fast['concurrency']}); Redis used_memory start/queued/drained: "
+        + "/".join(str(v) for v in fast["redis_used_memory_bytes"].values())
+        + f", stream length after: {fast['stream_length_after']}",
         f"analyses/s per worker process, model at 2 s: {slow['analyses_per_second_per_process']} "
         f"(concurrency {slow['concurrency']})",
         verdict("share of the model rate limit used", share["share_used"] * 100, ">= 95%",

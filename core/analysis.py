@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.errors import CaptionTooLong
+from core.errors import CaptionTooLong, ReplyNotSent
 from core.images import ImageLimits, inspect_image
 from core.models import (
     CAPTION_MAX_CHARS,
@@ -159,6 +159,8 @@ async def fail_analysis(
                    analysis.id, analysis.user_id, refunded, error[:200])
     try:
         await notifier.analysis_failed(failed)
+    except ReplyNotSent:
+        raise
     except Exception:
         logger.exception("failure notice not delivered analysis=%s chat=%s", analysis.id, analysis.chat_id)
     return failed

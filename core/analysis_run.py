@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.analysis import AnalysisServices, fail_analysis
-from core.errors import AnalysisNotFound, ModelRateLimited, PermanentModelError, TransientModelError
+from core.errors import AnalysisNotFound, ModelRateLimited, PermanentModelError, ReplyNotSent, TransientModelError
 from core.events import Progress, Stage
 from core.models import Analysis, AnalysisStatus, ChartFindings, ChartImage, FailureKind, ModelAnswer
 from core.ports import CancellationCheck, ChartAnalyzer, ChartReader, Notifier
@@ -169,6 +169,8 @@ async def _finish_delivered_again(analysis: Analysis, runner: AnalysisRunner) ->
         else:
             await runner.services.usage.refund(analysis.reservation)
             await runner.notifier.analysis_failed(analysis)
+    except ReplyNotSent:
+        raise
     except Exception:
         logger.exception("reply of a finished analysis not delivered analysis=%s chat=%s",
                          analysis.id, analysis.chat_id)
@@ -225,6 +227,8 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
                 analysis_id, analysis.user_id, answer.usage.input_tokens, answer.usage.output_tokens)
     try:
         await runner.notifier.analysis_done(analysis)
+    except ReplyNotSent:
+        raise
     except Exception:
         logger.exception("analysis reply not delivered analysis=%s chat=%s", analysis_id, analysis.chat_id)
     return analysis

@@ -94,3 +94,7 @@ class PermanentModelError(ModelError):
 
 class ChartUnreadableError(ChartBotError):
     """The chart reader could not read an image at all."""
+
+
+class ReplyNotSent(ChartBotError):
+    """The final reply was not sent because its reply lock or record could not be read; deliver the job again."""

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.errors import ReplyNotSent
 from core.models import Analysis
 
 logger = logging.getLogger(__name__)
@@ -65,12 +66,18 @@ class AnalysisEvents:
         self._still_working.append(handler)
 
     async def _emit(self, event: str, analysis: Analysis, handlers: list, *args: object) -> None:
+        """Call every handler; a ReplyNotSent is raised again after the others ran, so the job is retried."""
+        not_sent: ReplyNotSent | None = None
         for handler in handlers:
             try:
                 await handler(analysis, *args)
+            except ReplyNotSent as error:
+                not_sent = not_sent or error
             except Exception:
                 logger.exception("%s handler failed analysis=%s chat=%s handler=%s", event, analysis.id,
                                  analysis.chat_id, getattr(handler, "__qualname__", handler))
+        if not_sent is not None:
+            raise not_sent
 
     async def analysis_progress(self, analysis: Analysis, progress: Progress) -> None:
         await self._emit("progress", analysis, self._progress, progress)

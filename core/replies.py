@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from core.errors import ReplyNotSent
 from core.events import Progress, Stage
 from core.models import Analysis, AnalysisStatus
 from core.ports import AnalysisRepository, Clock, Notifier, ReplyLocks
@@ -45,22 +46,39 @@ class OnceReplies:
 
     async def send(self, analysis: Analysis, deliver: Callable[[Analysis], Awaitable[None]]) -> bool:
         """Call `deliver(analysis)` unless this analysis's final reply was already sent; True when it ran."""
-        token = await self._acquire(analysis.id)
+        try:
+            token = await self._acquire(analysis.id)
+        except Exception as error:
+            raise ReplyNotSent(f"reply lock of analysis {analysis.id} unavailable: {error!r}") from error
         if token is None:
             logger.warning("reply lock still held after %gs; not replying analysis=%s", self._lease, analysis.id)
             return False
         try:
-            current = await self._analyses.get(analysis.id)
+            try:
+                current = await self._analyses.get(analysis.id)
+            except Exception as error:
+                raise ReplyNotSent(f"record of analysis {analysis.id} unreadable: {error!r}") from error
             if current is not None and current.replied_at is not None:
                 logger.info("final reply already sent analysis=%s", analysis.id)
                 return False
-            await deliver(analysis)
+            try:
+                await deliver(analysis)
+            except Exception:
+                logger.exception("final reply not delivered analysis=%s chat=%s", analysis.id, analysis.chat_id)
+                return False
             # NOTE: a worker killed between the send above and this write leaves no record of the reply;
             # the next delivery, after the lease, replies again. The window is one MongoDB update.
-            await self._analyses.update(analysis.id, {"replied_at": self._clock()})
+            try:
+                await self._analyses.update(analysis.id, {"replied_at": self._clock()})
+            except Exception:
+                # Raising here would deliver the job again and send the reply twice.
+                logger.exception("final reply sent but not recorded analysis=%s", analysis.id)
             return True
         finally:
-            await self._locks.release(analysis.id, token)
+            try:
+                await self._locks.release(analysis.id, token)
+            except Exception:
+                logger.exception("reply lock not released; it expires in %gs analysis=%s", self._lease, analysis.id)
 
 
 class OnceNotifier:

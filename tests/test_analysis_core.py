@@ -14,6 +14,7 @@ from core.errors import (
     AnalysisNotFound,
     ModelRateLimited,
     PermanentModelError,
+    ReplyNotSent,
     TransientModelError,
     UsageLimitExceeded,
 )
@@ -307,3 +308,44 @@ def test_retry_delay_capped():
     assert [policy.delay(n, None) for n in (1, 2, 3, 4)] == [2, 4, 8, 10]
     assert policy.delay(1, 120) == 10
     assert policy.delay(1, 0) == 0
+
+
+class UnreadableRecords(InMemoryAnalysisRepository):
+    """An analysis store whose reads fail, like a database that stopped answering."""
+
+    def __init__(self, inner: InMemoryAnalysisRepository) -> None:
+        super().__init__()
+        self.inner = inner
+
+    async def get(self, analysis_id: str):
+        raise ConnectionError("database unavailable")
+
+
+async def test_reply_bookkeeping_failure_raises_for_redelivery():
+    services, recorder = _services(), RecordingNotifier()
+    analysis = await request_analysis(_job(), services, recorder)
+    broken = OnceNotifier(recorder, OnceReplies(InMemoryReplyLocks(), UnreadableRecords(services.analyses),
+                                                services.clock))
+    runner = AnalysisRunner(services, ScriptedAnalyzer(), broken, RetryPolicy())
+
+    with pytest.raises(ReplyNotSent):
+        await run_analysis(analysis.id, runner)
+
+    assert ("done", analysis.id) not in recorder.events
+    # The next delivery finds the result stored and sends the reply once.
+    again = await run_analysis(analysis.id, AnalysisRunner(services, ScriptedAnalyzer(), _once(services, recorder),
+                                                           RetryPolicy()))
+    assert again.status is AnalysisStatus.DONE
+    assert recorder.events.count(("done", analysis.id)) == 1
+
+
+async def test_chat_delivery_failure_is_logged_not_raised():
+    services, recorder = _services(), RecordingNotifier()
+    analysis = await request_analysis(_job(), services, recorder)
+
+    async def chat_down(_analysis):
+        raise ConnectionError("chat API unavailable")
+
+    replies = OnceReplies(InMemoryReplyLocks(), services.analyses, services.clock)
+    assert await replies.send(analysis, chat_down) is False
+    assert (await services.analyses.get(analysis.id)).replied_at is None

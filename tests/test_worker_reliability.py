@@ -167,8 +167,9 @@ async def test_long_job_runs_once(services_env, tmp_path):
 
 
 async def test_backlog_drains_and_memory_returns(services_env, tmp_path):
+    # A job interrupted by a database error runs again after the reclaim time, here 10 s.
     stack = await WorkerStack.open(services_env, tmp_path, WORKER_CONCURRENCY="8", CHAT_EDIT_INTERVAL_SECONDS="0",
-                                   JOB_COMPLETED_RETENTION_SECONDS="0")
+                                   JOB_COMPLETED_RETENTION_SECONDS="0", WORKER_RECLAIM_SECONDS="10")
     try:
         start_memory = (await stack.redis.info("memory"))["used_memory"]
         start_length = await stack.stream_length()

@@ -20,6 +20,7 @@ from adapters.redis_pacing import ChatPacer
 from adapters.redis_replies import RedisReplyLocks
 from bot.telegram import messages
 from core.events import Progress, Stage
+from core.jobs import JobState
 from core.models import Analysis
 from core.replies import OnceNotifier, OnceReplies, progress_still_current
 from core.settings import Settings
@@ -181,5 +182,20 @@ def once_telegram_notifier(bot: Bot, backends: Backends, settings: Settings) -> 
     pacer = ChatPacer(backends.redis, private_seconds=settings.chat_edit_interval_seconds,
                       group_seconds=settings.group_chat_edit_interval_seconds)
     analyses = backends.services.analyses
-    notifier = TelegramNotifier(bot, pacer, progress_still_current(analyses))
+    notifier = TelegramNotifier(bot, pacer, _job_still_at(backends, progress_still_current(analyses)))
     return OnceNotifier(notifier, OnceReplies(RedisReplyLocks(backends.redis), analyses, backends.services.clock))
+
+
+def _job_still_at(backends: Backends, fallback: Callable[[str, Stage], Awaitable[bool]]):
+    """Check a progress edit against the job record in Redis, without a database read.
+
+    The job is queued for a queue position and running (with no stop asked) for
+    the other stages; an analysis without a job record is checked by `fallback`.
+    """
+    async def check(analysis_id: str, stage: Stage) -> bool:
+        job = await backends.jobs.registry.get(analysis_id)
+        if job is None:
+            return await fallback(analysis_id, stage)
+        expected = JobState.QUEUED if stage is Stage.QUEUED else JobState.RUNNING
+        return job.state is expected and not job.cancel_requested
+    return check
