@@ -149,6 +149,27 @@ async def test_jobs_past_grace_handed_back(services_env, tmp_path):
         await stack.close()
 
 
+async def test_raising_job_retried_then_dead_lettered(services_env, tmp_path):
+    stack = await WorkerStack.open(services_env, tmp_path, WORKER_RECLAIM_SECONDS="1")
+    try:
+        worker = await stack.start_worker()
+        # No analysis record exists for this job, so every run raises AnalysisNotFound.
+        await stack.backends.jobs.enqueue_analysis("no-such-analysis", owner="telegram:8300")
+        dead = f"{stack.settings.queue_name}:dead"
+
+        async def dead_lettered() -> bool:
+            return await stack.redis.xlen(dead) == 1
+
+        await _wait(dead_lettered, 60, "the job to reach the dead-letter stream")
+        [(_, fields)] = await stack.redis.xrange(dead)
+        assert int(fields[b"deliveries"]) == 6
+        assert await stack.stream_length() == 0
+        assert await stack.pending_count() == 0
+        assert worker.log().count("analysis interrupted; it runs again analysis=no-such-analysis") == 5
+    finally:
+        await stack.close()
+
+
 async def test_long_job_runs_once(services_env, tmp_path):
     stack = await WorkerStack.open(services_env, tmp_path, WORKER_RECLAIM_SECONDS="2")
     stack.openai.latency_seconds = 7.0

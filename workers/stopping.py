@@ -47,7 +47,12 @@ class InFlightCounter(TaskiqMiddleware):
         with self._lock:
             self.running -= 1
             self.finished += 1
-        if result.is_err and self.on_task_error is not None:
+
+
+    def on_error(self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException) -> None:
+        # taskiq calls on_error before it acknowledges (post_execute comes after), so the broker
+        # can still keep the entry.
+        if self.on_task_error is not None:
             self.on_task_error(message.task_id)
 
 
