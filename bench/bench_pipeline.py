@@ -109,7 +109,12 @@ async def raw_taskiq(env: dict[str, str], logs: Path, *, rate: float, seconds: f
     finally:
         await raw.broker.shutdown()
         worker.terminate()
-        await worker.wait()
+        try:
+            await asyncio.wait_for(worker.wait(), 15)
+        except TimeoutError:
+            # A plain taskiq worker can stay blocked after SIGTERM (see workers/stopping.py).
+            worker.kill()
+            await worker.wait()
         await redis.flushdb()
         await redis.aclose()
 
