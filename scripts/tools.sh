@@ -34,7 +34,9 @@ if command -v mongod >/dev/null 2>&1; then
 fi
 
 ferretdb="$TOOLS_DIR/ferretdb"
-if [ -x "$ferretdb" ] && "$ferretdb" --version 2>/dev/null | grep -q "$FERRETDB_VERSION"; then
+# The version output is read whole before matching: with pipefail, `grep -q` or `head` closing
+# the pipe early makes the pipeline fail with SIGPIPE (status 141).
+if [ -x "$ferretdb" ] && [[ "$("$ferretdb" --version 2>/dev/null)" == *"$FERRETDB_VERSION"* ]]; then
     exit 0
 fi
 
@@ -51,4 +53,5 @@ chmod -R u+w "$work"
 echo "$FERRETDB_VERSION" > "$work/build/version/version.txt"
 (cd "$work" && go build -o "$ferretdb" ./cmd/ferretdb)
 rm -rf "$work"
-"$ferretdb" --version | head -n 1
+version_output=$("$ferretdb" --version)
+echo "${version_output%%$'\n'*}"
