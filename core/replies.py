@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 REPLY_LEASE_SECONDS = 60.0
 LOCK_POLL_SECONDS = 0.2
+RECORD_ATTEMPTS = 3
 
 
 class OnceReplies:
@@ -43,6 +44,20 @@ class OnceReplies:
             if token is not None or time.monotonic() >= give_up:
                 return token
             await asyncio.sleep(LOCK_POLL_SECONDS)
+
+    async def _record_reply(self, analysis_id: str) -> None:
+        """Write `replied_at`, trying three times; raising would deliver the job again and reply twice."""
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                await self._analyses.update(analysis_id, {"replied_at": self._clock()})
+                return
+            except Exception:
+                if attempt == RECORD_ATTEMPTS:
+                    logger.exception("final reply sent but not recorded analysis=%s", analysis_id)
+                    return
+                logger.warning("recording the final reply failed, trying again analysis=%s attempt=%d",
+                               analysis_id, attempt)
+                await asyncio.sleep(attempt)
 
     async def send(self, analysis: Analysis, deliver: Callable[[Analysis], Awaitable[None]]) -> bool:
         """Call `deliver(analysis)` unless this analysis's final reply was already sent; True when it ran."""
@@ -68,11 +83,7 @@ class OnceReplies:
                 return False
             # NOTE: a worker killed between the send above and this write leaves no record of the reply;
             # the next delivery, after the lease, replies again. The window is one MongoDB update.
-            try:
-                await self._analyses.update(analysis.id, {"replied_at": self._clock()})
-            except Exception:
-                # Raising here would deliver the job again and send the reply twice.
-                logger.exception("final reply sent but not recorded analysis=%s", analysis.id)
+            await self._record_reply(analysis.id)
             return True
         finally:
             try:

@@ -153,7 +153,7 @@ class WorkerStack:
         return message is not None and not message.text.startswith(PROGRESS_MARKS)
 
     async def wait_finished(self, ids: list[str], timeout: float) -> None:
-        """Wait until every analysis's acknowledgement shows its final reply, and the reply is recorded.
+        """Wait until every analysis's acknowledgement shows its final reply and its outcome is stored.
 
         The chat is watched first because it costs nothing; a query per poll on
         thousands of records would slow FerretDB down for the workers.
@@ -163,9 +163,9 @@ class WorkerStack:
         while pending:
             pending = {analysis_id for analysis_id in pending if not self._final_shown(analysis_id)}
             if not pending:
-                # One query for the lot: the reply is recorded just after it reaches the chat.
+                # One query for the lot: the outcome is stored before the reply reaches the chat.
                 records = self.mongo[self.settings.mongodb_database]["analyses"].find(
-                    {"replied_at": None}, {"_id": 1})
+                    {"status": {"$nin": ["done", "failed"]}}, {"_id": 1})
                 pending = {record["_id"] async for record in records} & set(ids)
                 if not pending:
                     return
