@@ -118,7 +118,7 @@ class MongoImageStore:
     """Chart images as metadata in `chart_images` and 4 MiB binary chunks in `chart_image_chunks`.
 
     A chunk's `_id` is IMAGE_ID:N, so reading an image is lookups by `_id`:
-    FerretDB v1 answers those from its primary key, but filters on any other
+    FerretDB v1 serves those from its primary key, but filters on any other
     field by reading every chunk (650 ms per image with 2,000 images stored).
     """
 

@@ -8,7 +8,7 @@ the oldest calls leave the window, and the caller sleeps that long. A 429
 from the model pauses every worker until its Retry-After has passed.
 
 Tokens are counted the way OpenAI counts them for its limit: the estimated
-input plus the whole `max_completion_tokens`, kept even when the answer is
+input plus the whole `max_completion_tokens`, kept even when the completion is
 shorter. A call whose real input came out above the estimate is raised to it.
 """
 

@@ -10,7 +10,7 @@ Here:
 - acknowledging is XACK and XDEL in one script, and nothing trims the stream,
   so processed entries go away and the backlog is never cut;
 - each worker process reads under its own consumer name, one entry per free
-  slot (taskiq's receiver asks for the next entry only when it can start it);
+  slot (taskiq's receiver requests the next entry only when it can start it);
 - a heartbeat re-claims this worker's own entries every few seconds, so an
   entry's idle time grows only when its worker is dead or frozen;
 - any worker takes over entries idle for longer than the reclaim time with

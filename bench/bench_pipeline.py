@@ -4,7 +4,7 @@ Measures, on the Redis and MongoDB of `make services`:
 - time from a Telegram update reaching the bot (served by getUpdates) to its job starting on a worker,
   at 50 updates per second, beside a raw taskiq no-op task's time from send to start on the same Redis;
 - overhead per analysis outside the model call (job start to job end, less the time in the model);
-- analyses per second per worker process with the fake model answering at once and after 2 s;
+- analyses per second per worker process with the fake model replying at once and after 2 s;
 - the share of the model's rate limit used under a backlog, and the 429s met.
 
 Writes bench/results/pipeline.json.
@@ -32,7 +32,7 @@ CHART = Path(__file__).resolve().parent.parent / "chartbot" / "samples"
 
 
 def _chart() -> bytes:
-    """A 640-pixel chart screenshot, the size a phone sends most often."""
+    """Return a 640-pixel chart screenshot, a common size for phone screenshots."""
     shared = ROOT.parent / "shared" / "charts" / "real" / "tradingview-01.jpg"
     if shared.exists():
         return shared.read_bytes()
@@ -80,7 +80,7 @@ def _replied(stack: WorkerStack, expected: int) -> bool:
 
 
 async def raw_taskiq(env: dict[str, str], logs: Path, *, rate: float, seconds: float) -> dict:
-    """The same rate of no-op tasks through taskiq-redis's RedisStreamBroker and a taskiq worker."""
+    """Send the same rate of no-op tasks through taskiq-redis's RedisStreamBroker and time their start."""
     redis_url = with_database(env["REDIS_URL"], 6)
     queue = f"bench:raw-taskiq:{int(time.time())}"
     os.environ.update({"RAW_TASKIQ_REDIS_URL": redis_url, "RAW_TASKIQ_QUEUE": queue})

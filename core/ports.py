@@ -187,7 +187,7 @@ class ModelRateLimit(Protocol):
         ...
 
     async def pause(self, seconds: float) -> None:
-        """Hold every caller for `seconds` after the model answered 429."""
+        """Hold every caller for `seconds` after the model returned HTTP 429."""
         ...
 
 

@@ -4,7 +4,7 @@ Two deliveries of one job can run at once (a worker thought dead comes back)
 or one after another (a worker died after replying, before acknowledging).
 Before the final reply, a delivery takes the analysis's reply lock (Redis
 SET NX with a lease). While it holds the lock, it checks `replied_at` on the
-record, sends, and writes `replied_at`. A second delivery waits for the lock, then sees
+record, sends, and writes `replied_at`. A second delivery waits for the lock, then finds
 `replied_at` and sends nothing.
 """
 

@@ -49,9 +49,9 @@ class Settings(BaseSettings):
     model_rate_window_seconds: float = Field(
         default=60, gt=0, description="window the model limits count over; one minute except in tests")
     chat_edit_interval_seconds: float = Field(
-        default=1.0, ge=0, description="least time between two progress edits in one private chat")
+        default=1.0, ge=0, description="minimum seconds between two edits in one private chat")
     group_chat_edit_interval_seconds: float = Field(
-        default=3.0, ge=0, description="least time between two progress edits in one group chat")
+        default=3.0, ge=0, description="minimum seconds between two edits in one group chat")
 
     job_completed_retention_seconds: float = Field(
         default=3600, ge=0, description="how long a completed or cancelled job record is kept")

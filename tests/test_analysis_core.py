@@ -311,7 +311,7 @@ def test_retry_delay_capped():
 
 
 class UnreadableRecords(InMemoryAnalysisRepository):
-    """An analysis store whose reads fail, like a database that stopped answering."""
+    """An analysis store whose reads fail, like a database that stopped responding."""
 
     def __init__(self, inner: InMemoryAnalysisRepository) -> None:
         super().__init__()

@@ -104,6 +104,7 @@ async def test_findings_stored_apart_once(mongo_db):
 
     assert await repository.findings("f1") == first
     stored = await repository.get("f1")
-    assert stored.findings == [] and stored.attempts == 1
+    assert stored.findings == []
+    assert stored.attempts == 1
     assert "findings" not in await mongo_db.analyses.find_one({"_id": "f1"})
     assert await repository.findings("missing") == []

@@ -46,7 +46,7 @@ async def _used_today(stack: WorkerStack, user_id: int) -> int:
 
 
 async def _assert_one_reply_one_charge(stack: WorkerStack, user_id: int, analysis_id: str) -> None:
-    """The user's chat holds one message (the acknowledgement, edited into the analysis), charged once."""
+    """Check that the chat contains one message (the acknowledgement, edited into the analysis) and one charge."""
     record = await stack.analysis(analysis_id)
     assert record.status is AnalysisStatus.DONE
     [message] = stack.telegram.chat(user_id)

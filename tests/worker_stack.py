@@ -176,7 +176,7 @@ class WorkerStack:
             await asyncio.sleep(0.2)
 
     async def holder_pid(self, analysis_id: str) -> int | None:
-        """Return the pid of the worker process whose stream consumer holds the analysis's job."""
+        """Return the pid of the worker process whose stream consumer owns the analysis's job."""
         stream = self.settings.queue_name
         for entry in await self.redis.xpending_range(stream, CONSUMER_GROUP, min="-", max="+", count=1000):
             [(_, fields)] = await self.redis.xrange(stream, entry["message_id"], entry["message_id"])

@@ -61,7 +61,7 @@ ANALYSING = "🔎 Analysing your chart. The analysis will appear in this message
 
 
 def queued_text(position: int | None) -> str:
-    """The acknowledgement, with the place in the queue when it is known."""
+    """Return the acknowledgement, with the place in the queue when it is known."""
     if position is None:
         return QUEUED
     if position <= 1:
@@ -70,7 +70,7 @@ def queued_text(position: int | None) -> str:
 
 
 def progress_text(progress: Progress) -> str:
-    """The acknowledgement as the analysis moves."""
+    """Return the acknowledgement text for a progress event."""
     if progress.stage is Stage.QUEUED:
         return queued_text(progress.position)
     if progress.stage is Stage.RETRYING:

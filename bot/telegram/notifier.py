@@ -189,8 +189,8 @@ def once_telegram_notifier(bot: Bot, backends: Backends, settings: Settings) -> 
 def _job_still_at(backends: Backends, fallback: Callable[[str, Stage], Awaitable[bool]]):
     """Check a progress edit against the job record in Redis, without a database read.
 
-    The job is queued for a queue position and running (with no stop asked) for
-    the other stages; an analysis without a job record is checked by `fallback`.
+    A queue position needs the job queued, and the other stages need it running
+    with no stop requested. An analysis without a job record is checked by `fallback`.
     """
     async def check(analysis_id: str, stage: Stage) -> bool:
         job = await backends.jobs.registry.get(analysis_id)

@@ -47,7 +47,7 @@ class FakeOpenAIServer:
     requests_per_window: int | None = None
     tokens_per_window: int | None = None
     window_seconds: float = 60.0
-    # Monotonic arrival times of the requests answered, and of the ones refused with 429 for the limit.
+    # Monotonic arrival times of the requests served, and of the ones rejected with 429 for the limit.
     answered_at: list[float] = field(default_factory=list)
     rate_limited_at: list[float] = field(default_factory=list)
 
