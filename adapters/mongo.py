@@ -48,6 +48,8 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
         [("platform", ASCENDING), ("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_newest_first"
     )
     await db.analyses.create_index([("status", ASCENDING), ("created_at", ASCENDING)], name="status_created")
+    await db.analyses.create_index([("archive_pending", ASCENDING), ("created_at", ASCENDING)],
+                                   name="archive_pending")
     await db.chart_image_chunks.create_index(
         [("image_id", ASCENDING), ("n", ASCENDING)], name="image_chunk", unique=True
     )
@@ -103,8 +105,15 @@ class MongoAnalysisRepository:
         if result.matched_count == 0:
             raise KeyError(f"analysis {analysis_id} not found")
 
-    async def list_for_user(self, platform: str, user_id: str, *, limit: int) -> list[Analysis]:
+    async def list_for_user(self, platform: str, user_id: str, *, limit: int, skip: int = 0) -> list[Analysis]:
         cursor = self._collection.find({"platform": platform, "user_id": user_id}).sort("created_at", DESCENDING)
+        return [_to_analysis(document) async for document in cursor.skip(skip).limit(limit)]
+
+    async def count_for_user(self, platform: str, user_id: str) -> int:
+        return await self._collection.count_documents({"platform": platform, "user_id": user_id})
+
+    async def archive_pending(self, *, limit: int) -> list[Analysis]:
+        cursor = self._collection.find({"archive_pending": True}).sort("created_at", ASCENDING)
         return [_to_analysis(document) async for document in cursor.limit(limit)]
 
 

@@ -92,8 +92,26 @@ class PermanentModelError(ModelError):
     """A model failure that a retry would not fix: bad request, authentication, refusal."""
 
 
+class InvalidModelReply(ModelError):
+    """The model's structured answer did not validate: broken JSON, a missing field, or prices that contradict
+    each other. Tried once more, then the analysis fails with a refund."""
+
+
+class TooManyCharts(ChartBotError):
+    """A request carries more charts than one analysis takes."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} charts in one request; the limit is {limit}")
+        self.count = count
+        self.limit = limit
+
+
 class ChartUnreadableError(ChartBotError):
     """The chart reader could not read an image at all."""
+
+
+class ArchiveUnavailable(ChartBotError):
+    """A chart could not be uploaded to the archive; the maintenance job tries again."""
 
 
 class ReplyNotSent(ChartBotError):

@@ -39,10 +39,19 @@ class InMemoryAnalysisRepository:
         current = self.records[analysis_id]
         self.records[analysis_id] = Analysis.model_validate({**current.model_dump(), **changes})
 
-    async def list_for_user(self, platform: str, user_id: str, *, limit: int) -> list[Analysis]:
-        mine = [a for a in self.records.values() if a.platform.value == platform and a.user_id == user_id]
-        mine.sort(key=lambda a: a.created_at, reverse=True)
-        return mine[:limit]
+    def _mine(self, platform: str, user_id: str) -> list[Analysis]:
+        return [a for a in self.records.values() if a.platform.value == platform and a.user_id == user_id]
+
+    async def list_for_user(self, platform: str, user_id: str, *, limit: int, skip: int = 0) -> list[Analysis]:
+        mine = sorted(self._mine(platform, user_id), key=lambda a: a.created_at, reverse=True)
+        return mine[skip : skip + limit]
+
+    async def count_for_user(self, platform: str, user_id: str) -> int:
+        return len(self._mine(platform, user_id))
+
+    async def archive_pending(self, *, limit: int) -> list[Analysis]:
+        pending = sorted((a for a in self.records.values() if a.archive_pending), key=lambda a: a.created_at)
+        return pending[:limit]
 
 
 class InMemoryImageStore:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.analysis_result import AnalysisResult
 from core.usage_records import Reservation
 
 CAPTION_MAX_CHARS = 1000
@@ -36,6 +37,7 @@ class FailureKind(str, Enum):
     """Why an analysis failed; the chat message depends on it."""
 
     MODEL = "model"
+    INVALID_REPLY = "invalid_reply"
     NOT_A_CHART = "not_a_chart"
     QUEUE = "queue"
     IMAGE_MISSING = "image_missing"
@@ -87,14 +89,6 @@ class TokenUsage(BaseModel):
     output_tokens: int = Field(default=0, ge=0)
 
 
-class ModelAnswer(BaseModel):
-    """The vision model's output for an analysis."""
-
-    text: str
-    model: str
-    usage: TokenUsage
-
-
 class SwingPoint(BaseModel):
     """A swing high or low the chart reader found."""
 
@@ -130,6 +124,55 @@ class ChartFindings(BaseModel):
     price_axis_read: bool = False
     ocr_available: bool = False
     notes: list[str] = Field(default_factory=list)
+    chart_area: tuple[int, int, int, int] | None = Field(
+        default=None,
+        description="(x0, y0, x1, y1) in pixels of the upright image: the plot with its price and time axis labels",
+    )
+
+
+class PreparedImage(BaseModel):
+    """How one chart was prepared for the model, and the vision tokens that saved."""
+
+    original_width: int = Field(gt=0)
+    original_height: int = Field(gt=0)
+    width: int = Field(gt=0, description="as sent to the model")
+    height: int = Field(gt=0, description="as sent to the model")
+    cropped: bool = False
+    detail: Literal["low", "high"] = "high"
+    tokens_original: int = Field(ge=0, description="image tokens of the file as the user sent it, at `detail`")
+    tokens_sent: int = Field(ge=0, description="image tokens of the prepared image, at `detail`")
+
+
+class ArchivedChart(BaseModel):
+    """A chart kept in the image archive (Cloudinary), for /history."""
+
+    image_id: str
+    public_id: str
+    secure_url: str
+
+
+class ChartAgreement(BaseModel):
+    """Whether the model's reading of one chart matched what the offline reader measured."""
+
+    chart: int = Field(ge=1)
+    reader_trend: Literal["up", "down", "sideways"] | None = None
+    model_trend: Literal["up", "down", "sideways"] | None = None
+    trend_agrees: bool | None = Field(default=None, description="None when either side has no trend")
+
+
+class ModelAnswer(BaseModel):
+    """The vision model's output for an analysis.
+
+    `text` is what the offline analyzer writes; the vision model answers with
+    `result` (structured outputs) and leaves `text` empty.
+    """
+
+    text: str = ""
+    result: AnalysisResult | None = None
+    model: str
+    usage: TokenUsage
+    prompt_version: str | None = Field(default=None, description="the prompt this answer was made with")
+    prepared: list[PreparedImage] = Field(default_factory=list, description="one per chart, as sent to the model")
 
 
 class Analysis(BaseModel):
@@ -150,7 +193,14 @@ class Analysis(BaseModel):
     model: str | None = None
     prompt_version: str | None = None
     usage: TokenUsage | None = None
-    result_text: str | None = None
+    result_text: str | None = Field(default=None, description="the offline analyzer's text")
+    result: AnalysisResult | None = Field(default=None, description="the model's structured analysis")
+    cost_usd: float | None = Field(default=None, ge=0, description="model cost from the MODEL_PRICES table")
+    prepared: list[PreparedImage] = Field(default_factory=list)
+    agreement: list[ChartAgreement] = Field(default_factory=list)
+    archived: list[ArchivedChart] = Field(default_factory=list)
+    archive_pending: bool = Field(default=False, description="an upload to the archive failed and waits for a retry")
+    media_group_id: str | None = Field(default=None, description="the Telegram album the charts came in")
     error: str | None = None
     failure: FailureKind | None = None
     findings: list[ChartFindings] = Field(default_factory=list)

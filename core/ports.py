@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.billing_records import BillingNotice, BillingUser, CheckoutRequest, CheckoutSession, SubscriptionState
-from core.models import Analysis, ChartFindings, ChartImage, ImageInfo, ModelAnswer
+from core.models import Analysis, ArchivedChart, ChartFindings, ChartImage, ImageInfo, ModelAnswer
 from core.subscriptions import Subscription
 from core.usage_records import CounterState, CounterWindow, LedgerEntry, ReserveOutcome
 
@@ -37,8 +37,16 @@ class AnalysisRepository(Protocol):
         """Set the given fields (by Analysis field name) on one record."""
         ...
 
-    async def list_for_user(self, platform: str, user_id: str, *, limit: int) -> list[Analysis]:
-        """Return a user's newest records first."""
+    async def list_for_user(self, platform: str, user_id: str, *, limit: int, skip: int = 0) -> list[Analysis]:
+        """Return a user's records newest first, leaving out the `skip` newest."""
+        ...
+
+    async def count_for_user(self, platform: str, user_id: str) -> int:
+        """Return how many records a user has."""
+        ...
+
+    async def archive_pending(self, *, limit: int) -> list[Analysis]:
+        """Return records whose charts still wait to be uploaded to the archive, oldest first."""
         ...
 
 
@@ -55,6 +63,14 @@ class ImageStore(Protocol):
 
     async def delete(self, image_id: str) -> None:
         """Remove an image; removing a missing one is not an error."""
+        ...
+
+
+class ChartArchive(Protocol):
+    """Keeps charts for later viewing (Cloudinary), apart from the working image store."""
+
+    async def upload(self, image_id: str, data: bytes, *, folder: str) -> ArchivedChart:
+        """Upload one chart under `folder`; raises ArchiveUnavailable when the upload fails."""
         ...
 
 

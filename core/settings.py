@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import MissingSetting
@@ -12,6 +14,20 @@ from core.images import ImageLimits
 from core.plans import PlanTable, load_plans
 
 TELEGRAM_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+
+
+class ModelPrice(BaseModel):
+    """A model's price in USD per million tokens."""
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+# OpenAI's list prices (USD per million tokens) when this table was written; MODEL_PRICES overrides them.
+DEFAULT_MODEL_PRICES = {
+    "gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60),
+    "gpt-4o": ModelPrice(input_per_million=2.50, output_per_million=10.00),
+}
 
 
 class Settings(BaseSettings):
@@ -29,6 +45,21 @@ class Settings(BaseSettings):
     model_max_attempts: int = Field(default=4, ge=1, description="model calls per analysis before it fails")
     model_retry_base_seconds: float = Field(default=2.0, ge=0, description="first backoff; doubles per retry")
     model_retry_max_seconds: float = Field(default=60.0, ge=0, description="cap on one backoff, Retry-After included")
+
+    openai_image_detail: Literal["low", "high"] = Field(
+        default="high", description="vision detail level the charts are prepared for and sent at")
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_MODEL_PRICES),
+        description="USD per million input and output tokens, by model name prefix (JSON)")
+    media_group_quiet_seconds: float = Field(
+        default=1.5, gt=0, description="an album is complete once no photo of it arrived for this long")
+    max_charts_per_request: int = Field(default=4, ge=1, le=10, description="charts one analysis takes")
+
+    cloudinary_url: SecretStr | None = Field(
+        default=None, description="cloudinary://KEY:SECRET@CLOUD; charts stay in MongoDB only when unset")
+    cloudinary_upload_prefix: str | None = Field(
+        default=None, description="Cloudinary API base URL; the SDK's default when unset")
+    cloudinary_folder: str = Field(default="chartbot", description="top folder; each user's charts go in a subfolder")
 
     mongodb_url: str | None = None
     mongodb_database: str = "chartbot"
@@ -103,6 +134,15 @@ class Settings(BaseSettings):
         """Return the upload limits these settings choose."""
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels,
                            min_side=self.min_image_side)
+
+    def model_cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        """USD cost of one analysis's tokens by the price table (longest matching name prefix), or None."""
+        names = [name for name in self.model_prices if model.startswith(name)]
+        if not names:
+            return None
+        price = self.model_prices[max(names, key=len)]
+        cost = input_tokens * price.input_per_million / 1e6 + output_tokens * price.output_per_million / 1e6
+        return round(cost, 6)
 
     def require(self, *names: str) -> None:
         """Raise MissingSetting for the first of `names` (field names) that is not set."""
