@@ -9,9 +9,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.analysis import AnalysisServices, fail_analysis
-from core.errors import AnalysisNotFound, ModelRateLimited, PermanentModelError, ReplyNotSent, TransientModelError
+from core.analysis_result import ModelReport
+from core.errors import (
+    AnalysisNotFound,
+    InvalidModelReply,
+    ModelRateLimited,
+    PermanentModelError,
+    ReplyNotSent,
+    TransientModelError,
+)
 from core.events import Progress, Stage
-from core.models import Analysis, AnalysisStatus, ChartFindings, ChartImage, FailureKind, ModelAnswer
+from core.models import Analysis, AnalysisStatus, ChartAgreement, ChartFindings, ChartImage, FailureKind, ModelAnswer
 from core.ports import CancellationCheck, ChartAnalyzer, ChartReader, Notifier
 
 logger = logging.getLogger(__name__)
@@ -43,6 +51,10 @@ class AnalysisRunner:
     retry: RetryPolicy
     reader: ChartReader | None = None
     cancellation: CancellationCheck | None = None
+    # USD cost of a model's tokens (model, input tokens, output tokens), or None when the model has no price.
+    pricing: Callable[[str, int, int], float | None] | None = None
+    # Answers that fail validation are asked for again this many times before the analysis fails.
+    invalid_reply_retries: int = 1
 
 
 class _Failed(Exception):
@@ -99,6 +111,7 @@ async def _call_model(
     retry = runner.retry
     attempt = 0
     rate_limited = 0
+    invalid = 0
     seconds = 0.0
     while True:
         attempt += 1
@@ -125,11 +138,48 @@ async def _call_model(
             await runner.notifier.analysis_progress(
                 analysis, Progress(Stage.RETRYING, attempt=attempt + 1, max_attempts=retry.max_attempts))
             await retry.sleep(delay)
+        except InvalidModelReply as error:
+            seconds += time.perf_counter() - started
+            attempt -= 1
+            invalid += 1
+            if invalid > runner.invalid_reply_retries:
+                raise _Failed(FailureKind.INVALID_REPLY, f"invalid model answer {invalid} times: {error}") from error
+            logger.warning("model answer invalid, asking again analysis=%s times=%d error=%s",
+                           analysis.id, invalid, error)
         except PermanentModelError as error:
             raise _Failed(FailureKind.MODEL, f"model error: {error}") from error
         except Exception as error:
             logger.exception("model call raised unexpectedly analysis=%s", analysis.id)
             raise _Failed(FailureKind.MODEL, f"unexpected error: {error!r}") from error
+
+
+def agreement(findings: Sequence[ChartFindings], report: ModelReport) -> list[ChartAgreement]:
+    """Compare the trend the reader measured on each chart with the trend the model read."""
+    rows = []
+    for chart in report.charts:
+        measured = findings[chart.chart - 1] if 0 < chart.chart <= len(findings) else None
+        reader_trend = measured.trend if measured is not None else None
+        agrees = None if reader_trend is None else reader_trend == chart.trend
+        rows.append(ChartAgreement(chart=chart.chart, reader_trend=reader_trend, model_trend=chart.trend,
+                                   trend_agrees=agrees))
+    return rows
+
+
+def _answer_fields(answer: ModelAnswer, findings: Sequence[ChartFindings], runner: AnalysisRunner) -> dict:
+    """The analysis fields a model answer fills in: the result, the prompt, tokens, cost and preparation."""
+    fields = {
+        "result_text": answer.text or None,
+        "result": answer.result,
+        "model": answer.model,
+        "prompt_version": answer.prompt_version or runner.analyzer.prompt_version,
+        "usage": answer.usage,
+        "prepared": answer.prepared,
+    }
+    if runner.pricing is not None:
+        fields["cost_usd"] = runner.pricing(answer.model, answer.usage.input_tokens, answer.usage.output_tokens)
+    if answer.result is not None:
+        fields["agreement"] = agreement(findings, answer.result.report)
+    return fields
 
 
 async def _stop_if_cancelled(analysis: Analysis, runner: AnalysisRunner) -> None:
@@ -209,18 +259,19 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     except _Cancelled:
         return await _finish_cancelled(analysis, runner)
 
+    outcome = _answer_fields(answer, findings, runner)
+    outcome.update(attempts=attempts, model_seconds=round(model_seconds, 4))
+    report = answer.result.report if answer.result is not None else None
+    if report is not None and not report.readable_chart:
+        # The model could not read any chart: the user is refunded, and the answer is kept for the operator.
+        await services.analyses.update(analysis_id, outcome)
+        logger.info("model found no readable chart analysis=%s", analysis_id)
+        return await fail_analysis(analysis.model_copy(update=outcome), services, runner.notifier,
+                                   failure=FailureKind.NOT_A_CHART, error="the model found no readable chart")
+
     # NOTE: a cancel that lands between the last safe point and this write is refunded by the canceller,
     # and the reply below is still sent; the window is the time of one MongoDB update.
-    done = {
-        "status": AnalysisStatus.DONE,
-        "result_text": answer.text,
-        "model": answer.model,
-        "prompt_version": runner.analyzer.prompt_version,
-        "usage": answer.usage,
-        "attempts": attempts,
-        "model_seconds": round(model_seconds, 4),
-        "finished_at": services.clock(),
-    }
+    done = {"status": AnalysisStatus.DONE, **outcome, "finished_at": services.clock()}
     await services.analyses.update(analysis_id, done)
     analysis = analysis.model_copy(update=done)
     logger.info("analysis done analysis=%s user=%s input_tokens=%d output_tokens=%d",

@@ -15,9 +15,12 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from core.analysis_result import ModelReport
+from core.models import ChartFindings
 from tests import billing_support
+from workers.prompt import load_prompt, reader_facts
 from tests.conftest import BAD_INPUTS, CHARTS
-from tests.fakes.openai_server import Failure, FakeOpenAIServer
+from tests.fakes.openai_server import DEFAULT_REPORT_HTML, Failure, FakeOpenAIServer, default_report
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.processes import ChartBotProcess, stack_env
 
@@ -30,11 +33,7 @@ FAILED = (
     "❌ The analysis failed because the chart model did not answer. "
     "Your use was refunded, so you can send the chart again in a few minutes."
 )
-ANSWER_HTML = (
-    "<b>Trend</b>\nBTC is in an uptrend on the daily chart, making higher highs.\n\n"
-    "<b>Key levels</b>\nSupport near 41,000 &amp; resistance at 45,000 (&lt;i&gt; tags stay literal).\n\n"
-    "<b>Scenarios</b>\nA close above 45,000 confirms the breakout; a loss of 41,000 invalidates it."
-)
+ANSWER_HTML = DEFAULT_REPORT_HTML
 NOTHING_COUNTED = " Nothing was counted against your limit."
 
 
@@ -179,22 +178,40 @@ async def test_photo_and_document_each_get_one_analysis(stack: Stack):
     by_image = {_image_hashes(r)[0]: r for r in requests}
     photo_request = by_image[hashlib.sha256(photo).hexdigest()]
     document_request = by_image[hashlib.sha256(document).hexdigest()]
-    assert _user_text(photo_request) == (
-        "Analyse this chart. The trader's question or context: Is the uptrend intact? <yes> & no"
-    )
-    assert _user_text(document_request) == "Analyse this chart."
-    assert photo_request["model"] == "gpt-4o"
-    assert photo_request["messages"][0]["role"] == "system"
-
     records = await stack.db.analyses.find({"user_id": str(user)}).to_list()
     assert len(records) == 2
+    facts = {}
+    for record in records:
+        stored = await stack.db.analysis_findings.find_one({"_id": record["_id"]})
+        findings = [ChartFindings.model_validate(f) for f in stored["findings"]]
+        facts[record["images"][0]["info"]["sha256"]] = load_prompt().facts.format(facts=reader_facts(findings))
+    photo_hash, document_hash = hashlib.sha256(photo).hexdigest(), hashlib.sha256(document).hexdigest()
+    assert _user_text(photo_request) == (
+        "Analyse this chart. The trader's question or context: Is the uptrend intact? <yes> & no\n\n"
+        + facts[photo_hash]
+    )
+    assert _user_text(document_request) == "Analyse this chart.\n\n" + facts[document_hash]
+    assert "Chart 1: candlestick chart" in facts[document_hash]
+    assert photo_request["model"] == "gpt-4o"
+    assert photo_request["messages"][0]["role"] == "system"
+    response_format = photo_request["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["name"] == "ModelReport"
+    assert response_format["json_schema"]["strict"] is True
+    assert "trade_idea" in response_format["json_schema"]["schema"]["required"]
+
     for record in records:
         assert record["status"] == "done"
         assert record["usage"] == {"input_tokens": 1234, "output_tokens": 321}
         assert record["model"] == "gpt-4o"
-        assert record["prompt_version"] == "chart-analysis-v1"
+        assert record["prompt_version"] == "chart-analysis-v2"
         assert record["attempts"] == 1
         assert record["refunded"] is False
+        # 1,234 input tokens at $2.50 and 321 output tokens at $10.00 per million.
+        assert record["cost_usd"] == 0.006295
+        assert record["result"]["report"] == ModelReport.model_validate(default_report(1)).model_dump()
+        assert record["result"]["risk_reward"] == [3.18, 4.27]
+        assert record["result_text"] is None
     assert sorted(r["images"][0]["info"]["mime_type"] for r in records) == ["image/jpeg", "image/png"]
     assert await stack.used_today(user) == 2
 

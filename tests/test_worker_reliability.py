@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from adapters.redis_jobs import RedisJobRegistry
 from core.models import AnalysisStatus
 from tests.conftest import CHARTS
-from tests.fakes.openai_server import Failure
+from tests.fakes.openai_server import DEFAULT_REPORT_HTML, Failure
 from tests.worker_stack import WorkerStack, kill
 
 pytestmark = pytest.mark.asyncio
@@ -34,10 +34,7 @@ def number_in_queue(position: int) -> str:
 
 def final_text() -> str:
     """The analysis the fake model writes, as the chat shows it."""
-    return ("📊 <b>Chart analysis</b>\n\n<b>Trend</b>\nBTC is in an uptrend on the daily chart, making higher "
-            "highs.\n\n<b>Key levels</b>\nSupport near 41,000 &amp; resistance at 45,000 (&lt;i&gt; tags stay "
-            "literal).\n\n<b>Scenarios</b>\nA close above 45,000 confirms the breakout; a loss of 41,000 "
-            "invalidates it.\n\n<i>Not financial advice.</i>")
+    return "📊 <b>Chart analysis</b>\n\n" + DEFAULT_REPORT_HTML + "\n\n<i>Not financial advice.</i>"
 
 
 async def _used_today(stack: WorkerStack, user_id: int) -> int:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import openai
+import pydantic
 from openai import AsyncOpenAI
 
-from core.errors import ModelRateLimited, PermanentModelError, TransientModelError
-from core.models import ChartFindings, ChartImage, ImageInfo, ModelAnswer, TokenUsage
+from core.analysis_result import AnalysisResult, ModelReport
+from core.errors import InvalidModelReply, ModelRateLimited, PermanentModelError, TransientModelError
+from core.models import ChartFindings, ChartImage, ImageInfo, ModelAnswer, PreparedImage, TokenUsage
 from core.ports import ModelRateLimit
-from workers.prompt import ChartPrompt
+from workers.prompt import ChartPrompt, reader_facts
 
 logger = logging.getLogger(__name__)
 
@@ -62,42 +65,77 @@ def estimate_tokens(messages: list[dict], images: Sequence[ChartImage]) -> int:
     return text + sum(image_tokens(image.info) for image in images) + MAX_COMPLETION_TOKENS
 
 
-class OpenAIChartAnalyzer:
-    """ChartAnalyzer that sends the charts to an OpenAI-compatible chat completions endpoint."""
+# Prepares one chart for the model: returns the image to send and the record of what preparation did.
+ImagePreparer = Callable[[ChartImage, ChartFindings | None], tuple[ChartImage, PreparedImage]]
 
-    def __init__(self, client: AsyncOpenAI, *, model: str, prompt: ChartPrompt,
-                 rate_limit: ModelRateLimit | None = None) -> None:
+
+class OpenAIChartAnalyzer:
+    """ChartAnalyzer that asks an OpenAI-compatible chat completions endpoint for a structured report.
+
+    The single-chart or the multi-chart prompt is chosen by the number of
+    charts; the reader's measurements go into the request as facts. The
+    answer must validate against ModelReport (pydantic; the SDK sends its
+    JSON schema as a strict response format) and must cover every chart sent,
+    or InvalidModelReply is raised.
+    """
+
+    def __init__(self, client: AsyncOpenAI, *, model: str, prompt: ChartPrompt, multi_prompt: ChartPrompt | None = None,
+                 rate_limit: ModelRateLimit | None = None, detail: str = "high",
+                 prepare: ImagePreparer | None = None) -> None:
         self._client = client
         self._model = model
         self._prompt = prompt
+        self._multi_prompt = multi_prompt or prompt
         self._rate_limit = rate_limit
+        self._detail = detail
+        self._prepare = prepare
         self.prompt_version = prompt.version
 
-    def _messages(self, images: Sequence[ChartImage], caption: str | None) -> list[dict]:
-        content: list[dict] = [{"type": "text", "text": self._prompt.user_text(caption)}]
+    def _prompt_for(self, count: int) -> ChartPrompt:
+        return self._prompt if count == 1 else self._multi_prompt
+
+    def _messages(self, prompt: ChartPrompt, images: Sequence[ChartImage], caption: str | None,
+                  findings: Sequence[ChartFindings]) -> list[dict]:
+        text = prompt.user_text(caption, count=len(images), facts=reader_facts(findings))
+        content: list[dict] = [{"type": "text", "text": text}]
         for image in images:
             encoded = base64.b64encode(image.data).decode("ascii")
             content.append(
                 {
                     "type": "image_url",
-                    "image_url": {"url": f"data:{image.info.mime_type};base64,{encoded}", "detail": "high"},
+                    "image_url": {"url": f"data:{image.info.mime_type};base64,{encoded}", "detail": self._detail},
                 }
             )
-        return [{"role": "system", "content": self._prompt.system}, {"role": "user", "content": content}]
+        return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
+
+    async def _prepared(self, images: Sequence[ChartImage],
+                        findings: Sequence[ChartFindings]) -> tuple[list[ChartImage], list[PreparedImage]]:
+        if self._prepare is None:
+            return list(images), []
+        sent: list[ChartImage] = []
+        records: list[PreparedImage] = []
+        for index, image in enumerate(images):
+            finding = findings[index] if index < len(findings) else None
+            prepared, record = await asyncio.to_thread(self._prepare, image, finding)
+            sent.append(prepared)
+            records.append(record)
+        return sent, records
 
     async def analyze(
         self, images: Sequence[ChartImage], caption: str | None, findings: Sequence[ChartFindings]
     ) -> ModelAnswer:
-        # NOTE: the reader's findings are not yet put into the prompt; the model reads the chart alone.
-        messages = self._messages(images, caption)
-        estimate = estimate_tokens(messages, images)
+        prompt = self._prompt_for(len(images))
+        sent, prepared = await self._prepared(images, findings)
+        messages = self._messages(prompt, sent, caption, findings)
+        estimate = estimate_tokens(messages, sent)
         ticket = await self._rate_limit.acquire(estimate) if self._rate_limit is not None else None
         try:
-            response = await self._client.chat.completions.create(
+            response = await self._client.chat.completions.parse(
                 model=self._model,
                 messages=messages,
                 max_completion_tokens=MAX_COMPLETION_TOKENS,
                 temperature=0.2,
+                response_format=ModelReport,
             )
         except (openai.APITimeoutError, openai.APIConnectionError) as error:
             raise TransientModelError(f"{type(error).__name__}: {error}") from error
@@ -111,15 +149,23 @@ class OpenAIChartAnalyzer:
             if error.status_code in _TRANSIENT_STATUSES or error.status_code >= 500:
                 raise TransientModelError(message, retry_after=_retry_after_seconds(error.response)) from error
             raise PermanentModelError(message) from error
+        except pydantic.ValidationError as error:
+            raise InvalidModelReply(f"the answer did not validate: {_first_error(error)}") from error
+        except openai.LengthFinishReasonError as error:
+            raise InvalidModelReply("the answer was cut off at the completion token limit") from error
+        except openai.ContentFilterFinishReasonError as error:
+            raise PermanentModelError("the answer was stopped by the content filter") from error
 
         if not response.choices:
             raise PermanentModelError("the model returned no choices")
         message = response.choices[0].message
         if getattr(message, "refusal", None):
             raise PermanentModelError(f"the model refused: {message.refusal}")
-        text = (message.content or "").strip()
-        if not text:
-            raise PermanentModelError("the model returned an empty message")
+        report = message.parsed
+        if report is None:
+            raise InvalidModelReply("the answer was empty")
+        if report.readable_chart and len(report.charts) != len(images):
+            raise InvalidModelReply(f"the answer covers {len(report.charts)} charts of {len(images)}")
 
         usage = TokenUsage()
         if response.usage is not None:
@@ -128,7 +174,15 @@ class OpenAIChartAnalyzer:
             )
             if ticket is not None:
                 await self._rate_limit.settle(ticket, usage.input_tokens + MAX_COMPLETION_TOKENS)
-        return ModelAnswer(text=text, model=response.model or self._model, usage=usage)
+        return ModelAnswer(result=AnalysisResult.from_report(report), model=response.model or self._model,
+                           usage=usage, prompt_version=prompt.version, prepared=prepared)
+
+
+def _first_error(error: pydantic.ValidationError) -> str:
+    """Describe the first validation problem in a few words, without echoing the model's whole answer."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "answer"
+    return f"{where}: {first.get('msg', 'invalid')}"[:200]
 
 
 def build_openai_client(*, api_key: str, base_url: str | None, timeout_seconds: float) -> AsyncOpenAI:

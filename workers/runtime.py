@@ -23,7 +23,7 @@ from core.settings import Settings
 from workers.jobs.children import AnalysisChildren
 from workers.offline_analyzer import OfflineAnalyzer
 from workers.openai_analyzer import OpenAIChartAnalyzer, build_openai_client
-from workers.prompt import load_prompt
+from workers.prompt import MULTI_CHART_PROMPT, SINGLE_CHART_PROMPT, load_prompt
 from workers.reading import OfflineChartReader
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def build_analyzer(settings: Settings, rate_limit: ModelRateLimit | None = None)
         base_url=settings.openai_base_url,
         timeout_seconds=settings.openai_timeout_seconds,
     )
-    return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt(), rate_limit=rate_limit)
+    return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt(SINGLE_CHART_PROMPT),
+                               multi_prompt=load_prompt(MULTI_CHART_PROMPT), rate_limit=rate_limit,
+                               detail=settings.openai_image_detail)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -113,6 +115,7 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
         retry=build_retry_policy(settings),
         reader=OfflineChartReader(max_pixels=settings.max_image_pixels),
         cancellation=backends.jobs.registry,
+        pricing=settings.model_cost,
     )
     children = AnalysisChildren(notice_delay_seconds=settings.analysis_notice_delay_seconds,
                                 timeout_seconds=settings.analysis_timeout_seconds)

@@ -97,9 +97,7 @@ def render_markdown_messages(text: str, *, header: str = "", footer: str = "",
     `header` goes before the first message and `footer` after the last; both are
     HTML already. Every message is at most `limit` UTF-16 code units.
     """
-    head = f"{header}\n\n" if header else ""
-    tail = f"\n\n{footer}" if footer else ""
-    budget = limit - max(telegram_length(head), telegram_length(tail))
+    budget = _budget(header, footer, limit)
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
     blocks: list[str] = []
@@ -109,6 +107,24 @@ def render_markdown_messages(text: str, *, header: str = "", footer: str = "",
         else:
             blocks.extend(markdown_to_html(piece) for piece in _split_paragraph(paragraph, budget))
 
+    return pack_html_blocks(blocks, header=header, footer=footer, limit=limit)
+
+
+def _budget(header: str, footer: str, limit: int) -> int:
+    return limit - max(telegram_length(f"{header}\n\n" if header else ""),
+                       telegram_length(f"\n\n{footer}" if footer else ""))
+
+
+def pack_html_blocks(blocks: list[str], *, header: str = "", footer: str = "",
+                     limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
+    """Join HTML blocks with blank lines into as few messages as fit, never splitting a block.
+
+    `header` goes before the first message and `footer` after the last. Each
+    block must fit in a message with the header and footer.
+    """
+    head = f"{header}\n\n" if header else ""
+    tail = f"\n\n{footer}" if footer else ""
+    budget = _budget(header, footer, limit)
     messages: list[str] = []
     current = ""
     for block in blocks:

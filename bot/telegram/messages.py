@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.telegram.formatting import escape, render_markdown_messages
+from bot.telegram.analysis_html import analysis_blocks
+from bot.telegram.formatting import escape, pack_html_blocks, render_markdown_messages
 from bot.views.usage import Button, UsageView, limit_refusal, plans_overview
 from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
 from core.images import ImageLimits
@@ -91,6 +92,11 @@ NOT_A_CHART = (
 NOT_QUEUED = (
     "❌ The chart could not be queued because of a problem on our side. "
     "Your use was refunded; please send it again in a minute."
+)
+
+INVALID_REPLY = (
+    "❌ The analysis failed because the chart model's answer could not be read, twice. "
+    "Your use was refunded, so you can send the chart again."
 )
 
 IMAGE_LOST = (
@@ -200,13 +206,20 @@ def failure_message(analysis: Analysis) -> str:
         FailureKind.IMAGE_MISSING: IMAGE_LOST,
         FailureKind.CANCELLED: CANCELLED,
         FailureKind.TIMED_OUT: TIMED_OUT,
+        FailureKind.INVALID_REPLY: INVALID_REPLY,
     }
     return texts.get(analysis.failure, FAILED)
 
 
 def analysis_messages(analysis: Analysis) -> list[str]:
-    """Render a finished analysis as one or more Telegram HTML messages."""
-    header = ANALYSIS_HEADER
+    """Render a finished analysis as one or more Telegram HTML messages.
+
+    A structured result (the vision model's) is rendered field by field; the
+    offline reader's text is light Markdown.
+    """
+    header = ANALYSIS_HEADER if len(analysis.images) == 1 else f"📊 <b>Analysis of {len(analysis.images)} charts</b>"
     if analysis.caption:
         header += f"\n<i>Your question: {escape(analysis.caption)}</i>"
+    if analysis.result is not None:
+        return pack_html_blocks(analysis_blocks(analysis.result), header=header, footer=DISCLAIMER)
     return render_markdown_messages(analysis.result_text or "", header=header, footer=DISCLAIMER)

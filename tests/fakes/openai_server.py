@@ -11,17 +11,51 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-DEFAULT_ANSWER = (
-    "**Trend**\nBTC is in an uptrend on the daily chart, making higher highs.\n\n"
-    "**Key levels**\nSupport near 41,000 & resistance at 45,000 (<i> tags stay literal).\n\n"
-    "**Scenarios**\nA close above 45,000 confirms the breakout; a loss of 41,000 invalidates it."
+def chart_report(number: int) -> dict[str, Any]:
+    """The default reading of chart `number` (1-based): BTCUSDT daily in an uptrend."""
+    return {
+        "chart": number, "readable": True, "symbol": "BTCUSDT", "timeframe": "1D", "trend": "up",
+        "trend_strength": "strong", "support": [41000, 39500], "resistance": [45000, 46200.5],
+        "patterns": ["ascending triangle"], "indicators": ["RSI 64 & rising <above 50>"],
+    }
+
+
+def default_report(charts: int) -> dict[str, Any]:
+    """A valid structured answer (core.analysis_result.ModelReport) covering `charts` charts."""
+    return {
+        "readable_chart": True, "bias": "bullish", "confidence": "medium",
+        "charts": [chart_report(number) for number in range(1, charts + 1)],
+        "confluence": None if charts == 1 else "Every timeframe trends up; the 4h pullback holds the daily support.",
+        "trade_idea": {"direction": "long", "entry_low": 41200, "entry_high": 41800, "stop": 40400,
+                       "targets": [45000, 46200.5], "invalidation": "a daily close below 40,400"},
+        "summary": "BTC is in an uptrend on the daily chart, making higher highs; <i> tags stay literal & escaped.",
+        "reader_measurements": "agree",
+    }
+
+
+# default_report(1) as the chat shows it, between the header and the disclaimer.
+DEFAULT_REPORT_HTML = (
+    "🟢 <b>Bullish</b> · medium confidence\nBTCUSDT · 1D · Uptrend (strong)\n\n"
+    "<b>Levels</b>\nResistance: 45,000 · 46,200.5\nSupport: 41,000 · 39,500\n\n"
+    "Patterns: ascending triangle\nIndicators: RSI 64 &amp; rising &lt;above 50&gt;\n\n"
+    "<b>Trade idea: long</b>\nEntry: 41,200 – 41,800\nStop: 40,400\n"
+    "Targets: 45,000 (R:R 3.2) · 46,200.5 (R:R 4.3)\nInvalidation: a daily close below 40,400\n\n"
+    "<b>Summary</b>\nBTC is in an uptrend on the daily chart, making higher highs; &lt;i&gt; tags stay literal "
+    "&amp; escaped."
 )
+
+
+def images_in(body: dict[str, Any]) -> int:
+    """Count the images of a chat completions request."""
+    return sum(1 for message in body.get("messages", []) if isinstance(message.get("content"), list)
+               for part in message["content"] if part.get("type") == "image_url")
 
 
 @dataclass
@@ -35,9 +69,15 @@ class Failure:
 
 @dataclass
 class FakeOpenAIServer:
-    """Chat completions that return `answer`, after working through scripted failures."""
+    """Chat completions that return `answer`, after working through scripted failures.
 
-    answer: str = DEFAULT_ANSWER
+    `answer` is the message content: a dict is sent as JSON, a string as it
+    is, and None (the default) sends default_report for the number of images
+    in the request. `answers` are used first, one per request.
+    """
+
+    answer: dict[str, Any] | str | None = None
+    answers: list[dict[str, Any] | str] = field(default_factory=list)
     prompt_tokens: int = 1234
     completion_tokens: int = 321
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -115,13 +155,17 @@ class FakeOpenAIServer:
                 )
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
+        answer = self.answers.pop(0) if self.answers else self.answer
+        if answer is None:
+            answer = default_report(max(1, images_in(body)))
+        content = answer if isinstance(answer, str) else json.dumps(answer)
         return web.json_response({
             "id": f"chatcmpl-{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "gpt-4o"),
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self.answer, "refusal": None}}],
+                         "message": {"role": "assistant", "content": content, "refusal": None}}],
             "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                       "total_tokens": self.prompt_tokens + self.completion_tokens},
         })
