@@ -114,5 +114,12 @@ class ArchiveUnavailable(ChartBotError):
     """A chart could not be uploaded to the archive; the maintenance job tries again."""
 
 
+class ArchiveRejected(ArchiveUnavailable):
+    """The archive rejected the chart file itself, such as a file over the plan's size limit.
+
+    A retry would fail the same way, so the chart stays in the image store only.
+    """
+
+
 class ReplyNotSent(ChartBotError):
     """The final reply was not sent because its reply lock or record could not be read; deliver the job again."""

@@ -10,6 +10,7 @@ from taskiq import AsyncBroker
 from telegram import Bot
 
 from adapters.backends import Backends, open_backends
+from adapters.cloudinary_archive import build_chart_archive
 from adapters.redis_jobs import RedisJobControl
 from adapters.redis_rate_limit import RedisModelRateLimit
 from bot.telegram.client import build_bot, quiet_http_loggers
@@ -17,7 +18,7 @@ from bot.telegram.notifier import once_telegram_notifier
 from core.analysis_run import AnalysisRunner, RetryPolicy
 from core.events import AnalysisEvents, Progress, Stage
 from core.models import Analysis
-from core.ports import ChartAnalyzer, ModelRateLimit
+from core.ports import ChartAnalyzer, ChartArchive, ModelRateLimit
 from core.replies import OnceNotifier
 from core.settings import Settings
 from workers.jobs.children import AnalysisChildren
@@ -39,6 +40,7 @@ class WorkerRuntime:
     jobs: RedisJobControl
     children: AnalysisChildren
     events: AnalysisEvents
+    archive: ChartArchive | None = None
 
     async def close(self) -> None:
         """Close every client."""
@@ -99,6 +101,7 @@ def chat_events(notifier: OnceNotifier, backends: Backends) -> AnalysisEvents:
 async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime:
     """Connect every client the analysis task needs, once, and log the settings it runs with."""
     quiet_http_loggers()
+    archive = build_chart_archive(settings)
     backends = await open_backends(settings, broker)
     rate_limit = RedisModelRateLimit(backends.redis, requests_per_window=settings.model_requests_per_minute,
                                      tokens_per_window=settings.model_tokens_per_minute,
@@ -130,4 +133,4 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
         backends.services.usage.plans.free.period_limit, settings.model_max_attempts,
     )
     return WorkerRuntime(backends=backends, bot=bot, runner=runner, jobs=backends.jobs, children=children,
-                         events=events)
+                         events=events, archive=archive)

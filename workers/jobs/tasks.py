@@ -8,12 +8,16 @@ from datetime import UTC, datetime
 from taskiq import AsyncBroker, Context, TaskiqDepends
 
 from core.analysis import fail_analysis
+from core.archive import retry_pending_archives
 from core.models import AnalysisStatus, FailureKind
 from workers.jobs.names import MAINTENANCE_TASK_NAME, STILL_WORKING_TASK_NAME, WATCHDOG_TASK_NAME
 from workers.jobs.retention import remove_expired
 from workers.jobs.scheduling import RecurringSchedules
 
 logger = logging.getLogger(__name__)
+
+# Analyses whose chart uploads one maintenance run retries, oldest first; the rest wait for the next run.
+ARCHIVE_RETRY_LIMIT = 50
 
 
 async def _tracked(context: Context, job_id: str, work) -> str:
@@ -33,11 +37,18 @@ async def _tracked(context: Context, job_id: str, work) -> str:
 
 
 async def maintenance(job_id: str, context: Context = TaskiqDepends()) -> str:
-    """Remove expired job records and orphaned schedules."""
+    """Remove expired job records and orphaned schedules, and retry the chart uploads that failed."""
     async def work() -> str:
-        registry = context.state.runtime.jobs.registry
+        runtime = context.state.runtime
+        registry = runtime.jobs.registry
         report = await remove_expired(registry, RecurringSchedules(registry.redis), datetime.now(UTC))
-        return f"removed {report.job_records} job records, {report.schedules} schedules"
+        result = f"removed {report.job_records} job records, {report.schedules} schedules"
+        if runtime.archive is not None:
+            services = runtime.runner.services
+            completed = await retry_pending_archives(analyses=services.analyses, images=services.images,
+                                                     archive=runtime.archive, limit=ARCHIVE_RETRY_LIMIT)
+            result += f"; archived the charts of {completed} analyses"
+        return result
     return await _tracked(context, job_id, work)
 
 
