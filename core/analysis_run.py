@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from core.analysis import AnalysisServices, fail_analysis
 from core.analysis_result import ModelReport
+from core.archive import archive_charts
 from core.errors import (
     AnalysisNotFound,
     InvalidModelReply,
@@ -20,7 +21,7 @@ from core.errors import (
 )
 from core.events import Progress, Stage
 from core.models import Analysis, AnalysisStatus, ChartAgreement, ChartFindings, ChartImage, FailureKind, ModelAnswer
-from core.ports import CancellationCheck, ChartAnalyzer, ChartReader, Notifier
+from core.ports import CancellationCheck, ChartAnalyzer, ChartArchive, ChartReader, Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class AnalysisRunner:
     pricing: Callable[[str, int, int], float | None] | None = None
     # Answers that fail validation are asked for again this many times before the analysis fails.
     invalid_reply_retries: int = 1
+    # With an archive (Cloudinary) the charts of a finished analysis are uploaded after the reply.
+    archive: ChartArchive | None = None
 
 
 class _Failed(Exception):
@@ -282,4 +285,11 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
         raise
     except Exception:
         logger.exception("analysis reply not delivered analysis=%s chat=%s", analysis_id, analysis.chat_id)
+    if runner.archive is not None:
+        try:
+            analysis = await archive_charts(analysis, analyses=services.analyses, images=services.images,
+                                            archive=runner.archive)
+        except Exception:
+            # The maintenance job only retries records marked pending; this one is logged for the operator.
+            logger.exception("archiving the charts failed analysis=%s", analysis_id)
     return analysis

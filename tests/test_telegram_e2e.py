@@ -3,6 +3,7 @@ the fake Bot API and OpenAI servers, and MongoDB and Redis from `make services`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -10,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
@@ -20,6 +22,7 @@ from core.models import ChartFindings
 from tests import billing_support
 from workers.prompt import load_prompt, reader_facts
 from tests.conftest import BAD_INPUTS, CHARTS
+from tests.fakes.cloudinary_server import FakeCloudinaryServer
 from tests.fakes.openai_server import DEFAULT_REPORT_HTML, Failure, FakeOpenAIServer, default_report
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.processes import ChartBotProcess, stack_env
@@ -41,6 +44,7 @@ NOTHING_COUNTED = " Nothing was counted against your limit."
 class Stack:
     telegram: FakeTelegramServer
     openai: FakeOpenAIServer
+    cloudinary: FakeCloudinaryServer
     mongo: AsyncMongoClient
     database: str
     redis: Redis
@@ -61,8 +65,10 @@ async def stack(services_env, tmp_path_factory):
     """Fake servers, then `chartbot telegram` and `chartbot worker` as child processes."""
     telegram = FakeTelegramServer()
     openai = FakeOpenAIServer()
+    cloudinary = FakeCloudinaryServer()
     await telegram.start()
     await openai.start()
+    await cloudinary.start()
     redis = Redis.from_url(services_env["REDIS_URL"])
     await redis.flushdb()
     mongo = AsyncMongoClient(services_env["MONGODB_URL"], tz_aware=True)
@@ -76,6 +82,8 @@ async def stack(services_env, tmp_path_factory):
         PLANS_FILE=str(billing_support.write_plans_file(tmp_path_factory.mktemp("plans"))),
         MODEL_MAX_ATTEMPTS="3",
         MODEL_RETRY_BASE_SECONDS="0.05",
+        CLOUDINARY_URL=cloudinary.cloudinary_url,
+        CLOUDINARY_UPLOAD_PREFIX=cloudinary.url,
     )
 
     logs = tmp_path_factory.mktemp("e2e-logs")
@@ -83,7 +91,7 @@ async def stack(services_env, tmp_path_factory):
     worker = ChartBotProcess("worker", env, logs / "worker.log")
     await bot.start()
     await worker.start()
-    stack = Stack(telegram, openai, mongo, database, redis, bot, worker)
+    stack = Stack(telegram, openai, cloudinary, mongo, database, redis, bot, worker)
     try:
         await telegram.wait_for(lambda: telegram.calls_to("getUpdates"), timeout=60)
     except AssertionError:
@@ -98,6 +106,7 @@ async def stack(services_env, tmp_path_factory):
     await redis.aclose()
     await telegram.stop()
     await openai.stop()
+    await cloudinary.stop()
     assert bot_status == 0, bot.log()[-3000:]
     assert worker_status == 0, worker.log()[-3000:]
 
@@ -212,6 +221,21 @@ async def test_photo_and_document_each_get_one_analysis(stack: Stack):
         assert record["result"]["report"] == ModelReport.model_validate(default_report(1)).model_dump()
         assert record["result"]["risk_reward"] == [3.18, 4.27]
         assert record["result_text"] is None
+    # The worker uploaded each chart to the archive (the fake Cloudinary) after replying.
+    for _ in range(100):
+        records = await stack.db.analyses.find({"user_id": str(user)}).to_list()
+        if all(record["archived"] for record in records):
+            break
+        await asyncio.sleep(0.1)
+    async with httpx.AsyncClient() as client:
+        for record in records:
+            image_id = record["images"][0]["image_id"]
+            [archived] = record["archived"]
+            assert archived["image_id"] == image_id
+            assert archived["public_id"] == f"chartbot/telegram-{user}/{image_id}"
+            assert record["archive_pending"] is False
+            fetched = await client.get(archived["secure_url"])
+            assert hashlib.sha256(fetched.content).hexdigest() == record["images"][0]["info"]["sha256"]
     assert sorted(r["images"][0]["info"]["mime_type"] for r in records) == ["image/jpeg", "image/png"]
     assert await stack.used_today(user) == 2
 

@@ -119,6 +119,7 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
         reader=OfflineChartReader(max_pixels=settings.max_image_pixels),
         cancellation=backends.jobs.registry,
         pricing=settings.model_cost,
+        archive=archive,
     )
     children = AnalysisChildren(notice_delay_seconds=settings.analysis_notice_delay_seconds,
                                 timeout_seconds=settings.analysis_timeout_seconds)
