@@ -61,3 +61,18 @@ def stack_env(services_env: dict[str, str], *, telegram_url: str, telegram_token
         "DO_NOT_TRACK": "1",
         **overrides,
     }
+
+
+async def start_polling_bot(telegram, env: dict[str, str], log_path: Path) -> ChartBotProcess:
+    """Start `chartbot telegram` against the fake Bot API server `telegram` and wait until it polls.
+
+    Raises AssertionError with the bot's log when it does not poll within 60 seconds.
+    """
+    bot = ChartBotProcess("telegram", env, log_path)
+    await bot.start()
+    try:
+        await telegram.wait_for(lambda: telegram.calls_to("getUpdates"), timeout=60)
+    except AssertionError:
+        await bot.stop()
+        raise AssertionError(f"the bot did not start polling; its log:\n{bot.log()}") from None
+    return bot

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from tests import billing_support as support
 from tests.fakes.stripe_recorder import StripeRecorder
 from tests.fakes.telegram_server import FakeTelegramServer, SentMessage
-from tests.processes import ChartBotProcess
+from tests.processes import ChartBotProcess, start_polling_bot
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -50,17 +50,6 @@ class Stack:
         return self.mongo[self.database]
 
 
-async def _start_bot(telegram: FakeTelegramServer, env: dict[str, str], log) -> ChartBotProcess:
-    bot = ChartBotProcess("telegram", env, log)
-    await bot.start()
-    try:
-        await telegram.wait_for(lambda: telegram.calls_to("getUpdates"), timeout=60)
-    except AssertionError:
-        await bot.stop()
-        raise AssertionError(f"the bot did not start polling; its log:\n{bot.log()}") from None
-    return bot
-
-
 def _env(telegram: FakeTelegramServer, services_env: dict[str, str], database: str) -> dict[str, str]:
     return {
         "TELEGRAM_BOT_TOKEN": telegram.token,
@@ -93,7 +82,7 @@ async def stack(services_env, tmp_path_factory):
     redis = Redis.from_url(env["REDIS_URL"])
     await redis.flushdb()
     await redis.aclose()
-    bot = await _start_bot(telegram, env, tmp_path_factory.mktemp("billing-logs") / "bot.log")
+    bot = await start_polling_bot(telegram, env, tmp_path_factory.mktemp("billing-logs") / "bot.log")
     yield Stack(telegram, stripe, mongo, database, bot)
     status = await bot.stop()
     await mongo.drop_database(database)
@@ -260,7 +249,7 @@ async def unpaid_stack(services_env, tmp_path_factory):
     telegram = FakeTelegramServer()
     await telegram.start()
     database = f"billing_off_{uuid.uuid4().hex[:10]}"
-    bot = await _start_bot(telegram, _env(telegram, services_env, database),
+    bot = await start_polling_bot(telegram, _env(telegram, services_env, database),
                            tmp_path_factory.mktemp("billing-off-logs") / "bot.log")
     yield telegram, bot
     status = await bot.stop()

@@ -20,7 +20,7 @@ from adapters.mongo_billing import build_billing_services, ensure_billing_indexe
 from adapters.mongo_journal import open_journal_services
 from adapters.redis_journal_drafts import RedisGuidedDraftStore
 from adapters.taskiq_queue import build_redis_broker
-from bot.telegram import billing, handlers, jobs, journal, messages
+from bot.telegram import billing, handlers, history, jobs, journal, messages
 from bot.telegram.client import api_urls
 from bot.telegram.notifier import once_telegram_notifier
 from bot.views.usage import BILLING, UPGRADE
@@ -36,6 +36,7 @@ HANDLERS: list[BaseHandler] = [
     *billing.HANDLERS,
     *journal.HANDLERS,
     *jobs.HANDLERS,
+    *history.HANDLERS,
     MessageHandler(filters.PHOTO, handlers.chart_photo),
     MessageHandler(filters.Document.ALL, handlers.chart_document),
     MessageHandler(~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.other_message),

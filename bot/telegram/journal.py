@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -31,6 +30,7 @@ from bot.equity_chart import render_equity_curve
 from bot.telegram import jobs, journal_callbacks
 from bot.telegram import journal_messages as texts
 from bot.telegram.journal_callbacks import PageButton
+from bot.telegram.paged_listing import edit_in_place, prev_next_row
 from core.journal import service
 from core.journal.errors import (
     EntryAlreadyClosed,
@@ -97,13 +97,8 @@ def _split_subcommand(text: str) -> tuple[str, str]:
 
 def _page_keyboard(context: ContextTypes.DEFAULT_TYPE, user_id: str, page: EntryPage) -> InlineKeyboardMarkup | None:
     key = _key(context)
-    buttons = []
-    if page.page > 1:
-        data = journal_callbacks.page_data(key, user_id, page.page - 1, page.query)
-        buttons.append(InlineKeyboardButton("◀ Prev", callback_data=data))
-    if page.page < page.pages:
-        data = journal_callbacks.page_data(key, user_id, page.page + 1, page.query)
-        buttons.append(InlineKeyboardButton("Next ▶", callback_data=data))
+    buttons = prev_next_row(page.page, page.pages,
+                            lambda number: journal_callbacks.page_data(key, user_id, number, page.query))
     return InlineKeyboardMarkup([buttons]) if buttons else None
 
 
@@ -222,19 +217,6 @@ async def journal_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await _reply(message, texts.JOURNAL_FAILED)
 
 
-async def _edit_in_place(update: Update, text: str, keyboard: InlineKeyboardMarkup | None = None) -> bool:
-    """Replace the pressed button's message; returns False when Telegram no longer lets the bot edit it."""
-    try:
-        await update.callback_query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
-    except BadRequest as error:
-        # Telegram rejects an edit that changes nothing with "message is not modified".
-        if "not modified" in error.message.lower():
-            return True
-        logger.warning("journal message not editable user=%s error=%s", update.effective_user.id, error.message)
-        return False
-    return True
-
-
 async def journal_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A trader presses a journal button: Prev or Next in a listing, Delete or Keep under a deletion."""
     query = update.callback_query
@@ -248,19 +230,19 @@ async def journal_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     owner = _owner(update)
     if isinstance(action, PageButton):
         page = await service.list_entries(services, owner, action.query, page=action.page)
-        edited = await _edit_in_place(update, texts.entry_page(page), _page_keyboard(context, user_id, page))
+        edited = await edit_in_place(update, texts.entry_page(page), _page_keyboard(context, user_id, page))
     elif action.confirm:
         try:
             await service.delete_entry(services, owner, action.short_id)
             text = texts.entry_deleted(action.short_id)
         except JournalEntryNotFound:
             text = texts.already_deleted(action.short_id)
-        edited = await _edit_in_place(update, text)
+        edited = await edit_in_place(update, text)
         if not edited:
             await query.answer(text, show_alert=True)
             return
     else:
-        edited = await _edit_in_place(update, texts.entry_kept(action.short_id))
+        edited = await edit_in_place(update, texts.entry_kept(action.short_id))
     await query.answer(None if edited else texts.STALE_BUTTON)
 
 

@@ -1,26 +1,19 @@
 """Callback data of the journal's inline buttons, signed for the user who may press them.
 
-Telegram returns callback data exactly as the bot set it, but a modified
-client can send any data. Each payload therefore ends in an HMAC-SHA256 tag
-over the user id and the payload, keyed from the bot token, so that a forged
-or another user's button is rejected before any lookup. Every repository call
-is also scoped to the presser, so even a valid tag reaches only their entries.
+Each payload is signed for the presser (bot.telegram.signed_callbacks), so a
+forged or another user's button is rejected before any lookup. Every
+repository call is also scoped to the presser, so even a valid tag reaches
+only their entries.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 
+from bot.telegram import signed_callbacks
 from core.journal.models import EntryQuery, EntryStatus
 
 PREFIX = "j"
-# Telegram rejects callback data longer than 64 bytes.
-MAX_CALLBACK_BYTES = 64
-# 12 base64url characters keep 72 bits of the tag, which fits the 64-byte limit beside the longest filter.
-TAG_CHARS = 12
 _STATUS_CODES = {None: "a", EntryStatus.OPEN: "o", EntryStatus.CLOSED: "c"}
 _STATUSES = {code: status for status, code in _STATUS_CODES.items()}
 
@@ -42,20 +35,12 @@ class DeleteButton:
 
 
 def callback_key(bot_token: str) -> bytes:
-    """Derive the signing key from the bot token, which every bot process shares."""
-    return hmac.new(b"chartbot journal buttons", bot_token.encode(), hashlib.sha256).digest()
-
-
-def _tag(key: bytes, user_id: str, body: str) -> str:
-    digest = hmac.new(key, f"{user_id}|{body}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:TAG_CHARS]
+    """Derive the signing key of the journal buttons from the bot token, which every bot process shares."""
+    return signed_callbacks.callback_key(bot_token, purpose="journal")
 
 
 def _sign(key: bytes, user_id: str, body: str) -> str:
-    data = f"{PREFIX}|{body}|{_tag(key, user_id, body)}"
-    if len(data.encode()) > MAX_CALLBACK_BYTES:
-        raise ValueError(f"callback data is {len(data.encode())} bytes, over Telegram's {MAX_CALLBACK_BYTES}")
-    return data
+    return signed_callbacks.sign(key, PREFIX, user_id, body)
 
 
 def page_data(key: bytes, user_id: str, page: int, query: EntryQuery) -> str:
@@ -71,10 +56,8 @@ def delete_data(key: bytes, user_id: str, short_id: int, *, confirm: bool) -> st
 
 def read(key: bytes, user_id: str, data: str | None) -> PageButton | DeleteButton | None:
     """Return the action of a pressed button, or None when the data is not a journal button signed for this user."""
-    if not data or not data.startswith(f"{PREFIX}|"):
-        return None
-    body, _, tag = data[len(PREFIX) + 1 :].rpartition("|")
-    if not hmac.compare_digest(tag.encode(), _tag(key, user_id, body).encode()):
+    body = signed_callbacks.verify(key, PREFIX, user_id, data)
+    if body is None:
         return None
     fields = body.split("|")
     try:

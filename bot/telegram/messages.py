@@ -22,6 +22,7 @@ COMMANDS = [
     ("journal", "Your trade journal: add, list, close, stats, export"),
     ("status", "Your analyses in progress and their place in the queue"),
     ("cancel", "Cancel your queued or running analysis"),
+    ("history", "Your past analyses, with their charts"),
 ]
 
 WELCOME = (
@@ -50,7 +51,8 @@ HELP = (
     "/billing: manage your subscription, payment method and invoices\n"
     "/journal: your trade journal with P&amp;L, R multiples and stats (/journal help lists its commands)\n"
     "/status: your analyses in progress and their place in the queue\n"
-    "/cancel: cancel your newest queued or running analysis, with the use refunded"
+    "/cancel: cancel your newest queued or running analysis, with the use refunded\n"
+    "/history: your past analyses, newest first; choose one to see its chart and analysis again"
 )
 
 UNKNOWN_COMMAND = "There is no {command} command. Send /help for the list of commands."

@@ -75,7 +75,7 @@ class SentMessage:
 
 @dataclass
 class Upload:
-    """A photo or document the bot sent, with the uploaded bytes."""
+    """A photo or document the bot sent: the uploaded bytes, or the URL or file_id it gave in their place."""
 
     method: str
     chat_id: int
@@ -84,6 +84,9 @@ class Upload:
     caption: str | None
     parse_mode: str | None
     reply_to: int | None
+    url: str | None = None
+    # Photos sent in one sendMediaGroup call share this id.
+    media_group_id: str | None = None
 
 
 @dataclass
@@ -97,6 +100,8 @@ class FakeTelegramServer:
     commands: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
     callback_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Photo URLs that sendPhoto and sendMediaGroup reject, as Telegram does when it cannot download one.
+    unreachable_urls: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -107,6 +112,7 @@ class FakeTelegramServer:
         self._user_message_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
+        self._media_group_ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -223,6 +229,24 @@ class FakeTelegramServer:
         markup = self.messages[message_id].reply_markup or {}
         return [(button["text"], button.get("callback_data", ""))
                 for row in markup.get("inline_keyboard", []) for button in row]
+
+    async def say(self, user_id: int, text: str, *, timeout: float = 20.0) -> list[SentMessage]:
+        """Deliver a text from a user in their private chat; returns the bot's new messages there once any arrive."""
+        before = {m.message_id for m in self.chat(user_id)}
+        self.send_text(user_id, text)
+
+        def new() -> list[SentMessage]:
+            return [m for m in self.chat(user_id) if m.message_id not in before]
+
+        await self.wait_for(new, timeout=timeout)
+        return new()
+
+    async def press(self, user_id: int, message_id: int, callback_data: str, *,
+                    timeout: float = 20.0) -> dict[str, Any]:
+        """Press an inline button as a user; returns the parameters of the bot's answerCallbackQuery call."""
+        query_id = self.press_button(user_id, message_id, callback_data)
+        await self.wait_for(lambda: query_id in self.callback_answers, timeout=timeout)
+        return self.callback_answers[query_id]
 
     # What a test reads.
 
@@ -379,32 +403,76 @@ class FakeTelegramServer:
         self.callback_answers[str(params["callback_query_id"])] = params
         return self._ok(True)
 
-    async def _upload(self, method: str, field_name: str, params: dict[str, Any]) -> web.Response:
-        upload = params.get(field_name)
-        if not isinstance(upload, web.FileField):
-            return self._error(400, f"Bad Request: there is no {field_name} in the request")
-        caption = params.get("caption")
-        if caption is not None and params.get("parse_mode") == "HTML" and (problem := html_parse_error(caption)):
-            return self._error(400, problem)
-        reply = params.get("reply_parameters") or {}
-        self.uploads.append(Upload(method=method, chat_id=int(params["chat_id"]), data=upload.file.read(),
-                                   filename=upload.filename, caption=caption, parse_mode=params.get("parse_mode"),
-                                   reply_to=reply.get("message_id")))
+    def _sent_media_message(self, chat_id: int, field_name: str, *, caption: str | None,
+                            filename: str | None, media_group_id: str | None = None) -> dict[str, Any]:
         message = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": int(params["chat_id"]), "type": "private", "first_name": "Trader"},
+            "chat": {"id": chat_id, "type": "private", "first_name": "Trader"},
             "from": BOT_USER,
         }
         if caption is not None:
             message["caption"] = caption
+        if media_group_id is not None:
+            message["media_group_id"] = media_group_id
         if field_name == "photo":
             message["photo"] = [{"file_id": "sent-photo", "file_unique_id": "sent-photo-u", "width": 800,
                                  "height": 450}]
         else:
             message["document"] = {"file_id": "sent-document", "file_unique_id": "sent-document-u",
-                                   "file_name": upload.filename}
-        return self._ok(message)
+                                   "file_name": filename}
+        return message
+
+    async def _upload(self, method: str, field_name: str, params: dict[str, Any]) -> web.Response:
+        upload = params.get(field_name)
+        # A string is a URL (Telegram downloads it) or the file_id of a file it already has.
+        if not isinstance(upload, web.FileField | str) or not upload:
+            return self._error(400, f"Bad Request: there is no {field_name} in the request")
+        caption = params.get("caption")
+        if caption is not None and params.get("parse_mode") == "HTML" and (problem := html_parse_error(caption)):
+            return self._error(400, problem)
+        reply = params.get("reply_parameters") or {}
+        is_file = isinstance(upload, web.FileField)
+        if not is_file and upload in self.unreachable_urls:
+            return self._error(400, "Bad Request: failed to get HTTP URL content")
+        self.uploads.append(Upload(method=method, chat_id=int(params["chat_id"]),
+                                   data=upload.file.read() if is_file else b"",
+                                   filename=upload.filename if is_file else None, caption=caption,
+                                   parse_mode=params.get("parse_mode"), reply_to=reply.get("message_id"),
+                                   url=None if is_file else upload))
+        return self._ok(self._sent_media_message(int(params["chat_id"]), field_name, caption=caption,
+                                                 filename=upload.filename if is_file else None))
+
+    async def _api_sendMediaGroup(self, params):
+        media = params.get("media")
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            return self._error(400, "Bad Request: media must contain 2-10 items")
+        chat_id = int(params["chat_id"])
+        group_id = f"group-{next(self._media_group_ids)}"
+        uploads = []
+        for item in media:
+            if item.get("type") != "photo":
+                return self._error(400, f"Bad Request: unsupported media type {item.get('type')!r}")
+            caption = item.get("caption")
+            if caption is not None and item.get("parse_mode") == "HTML" and (problem := html_parse_error(caption)):
+                return self._error(400, problem)
+            reference = str(item.get("media") or "")
+            url, data = reference, b""
+            if reference.startswith("attach://"):
+                attached = params.get(reference.removeprefix("attach://"))
+                if not isinstance(attached, web.FileField):
+                    return self._error(400, f"Bad Request: file {reference} is not attached")
+                url, data = None, attached.file.read()
+            if not url and not data:
+                return self._error(400, "Bad Request: media item has no file")
+            if url in self.unreachable_urls:
+                return self._error(400, "Bad Request: failed to get HTTP URL content")
+            uploads.append(Upload(method="sendMediaGroup", chat_id=chat_id, data=data, filename=None,
+                                  caption=caption, parse_mode=item.get("parse_mode"), reply_to=None, url=url,
+                                  media_group_id=group_id))
+        self.uploads.extend(uploads)
+        return self._ok([self._sent_media_message(chat_id, "photo", caption=upload.caption, filename=None,
+                                                  media_group_id=group_id) for upload in uploads])
 
     async def _api_sendPhoto(self, params):
         return await self._upload("sendPhoto", "photo", params)
