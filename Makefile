@@ -8,7 +8,7 @@ export TOOLS_DIR
 
 CHARTS ?= ../shared/charts
 
-.PHONY: venv tools services services-stop test lint-imports demo bench bench-reader bench-usage bench-pipeline clean
+.PHONY: venv tools services services-stop test lint-imports demo bench bench-reader bench-prep bench-usage bench-pipeline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ demo: venv
 bench-reader: venv
 	$(PY) -m bench.bench_reader --charts $(CHARTS)
 
+bench-prep: venv
+	$(PY) -m bench.bench_image_prep --charts $(CHARTS)
+
 bench-usage: venv tools
 	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_usage
 
@@ -47,6 +50,7 @@ bench-pipeline: venv tools
 
 bench: venv tools
 	$(PY) -m bench.bench_reader --charts $(CHARTS)
+	$(PY) -m bench.bench_image_prep --charts $(CHARTS)
 	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_usage
 	PYTHON=$(PY) bash scripts/with-services.sh $(PY) -m bench.bench_pipeline
 

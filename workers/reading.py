@@ -30,6 +30,7 @@ def findings_from_reading(reading: ChartReading) -> ChartFindings:
         price_axis_read=reading.price_axis_read,
         ocr_available=reading.ocr_available,
         notes=list(reading.notes),
+        chart_area=reading.chart_area,
     )
 
 

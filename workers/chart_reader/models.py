@@ -47,8 +47,10 @@ class ChartReading:
 
     `plot_area` is (x0, y0, x1, y1) in pixels: from half a bar before the
     first bar to half a bar after the last, and from the highest high to the
-    lowest low, without a volume panel. `change_fraction` is the last close
-    minus the first close in fractions of the plot height. Prices are filled
+    lowest low, without a volume panel. `chart_area` is the plot area widened
+    to its price-axis and time-axis labels (and a volume panel below it), in
+    the same pixels. `change_fraction` is the last close minus the first
+    close in fractions of the plot height. Prices are filled
     in only when the price-axis labels were read (`price_axis_read`).
     `ocr_available` is whether Tesseract can run in this process, even when
     the call turned OCR off.
@@ -71,6 +73,7 @@ class ChartReading:
     price_axis_read: bool
     last_price: float | None
     notes: tuple[str, ...]
+    chart_area: tuple[int, int, int, int] | None = None
 
     @property
     def bar_count(self) -> int:

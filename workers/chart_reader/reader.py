@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from workers.chart_reader.axis_labels import (
     LabelColumn,
+    TextBox,
     edge_label_columns,
     find_label_columns,
     find_price_labels,
@@ -28,9 +29,10 @@ from workers.chart_reader.axis_ocr import (
     read_label_values,
     tesseract_version,
 )
+from workers.chart_reader.chart_area import find_chart_area
 from workers.chart_reader.decode import decode_image
 from workers.chart_reader.gate import CHART_THRESHOLD, chart_confidence
-from workers.chart_reader.marks import find_marks, strip_background
+from workers.chart_reader.marks import MarkMap, find_marks, strip_background
 from workers.chart_reader.measure import measure_reading
 from workers.chart_reader.models import ChartReading
 from workers.chart_reader.structure import read_structure
@@ -108,6 +110,26 @@ def _start_axis_reader(
     return reader, None
 
 
+def _with_chart_area(
+    reading: ChartReading,
+    mark_map: MarkMap,
+    columns: list[LabelColumn],
+    boxes: list[TextBox],
+    factor: float,
+    original_size: tuple[int, int],
+) -> ChartReading:
+    """Add the chart area, measured on the working image and scaled to the original."""
+    if reading.plot_area is None:
+        return reading
+    plot_area = tuple(int(round(value / factor)) for value in reading.plot_area)
+    label_boxes = [box for column in columns for box in column.boxes] or boxes
+    text_height = float(np.median([box.height for box in label_boxes])) if label_boxes else None
+    area = find_chart_area(mark_map, plot_area, columns, text_height)
+    height, width = original_size
+    x0, y0, x1, y1 = (int(round(value * factor)) for value in area)
+    return replace(reading, chart_area=(x0, y0, min(width, x1), min(height, y1)))
+
+
 def read_chart(data: bytes, *, max_pixels: int = 40_000_000, use_ocr: bool = True) -> ChartReading:
     """Decode an image and read it as a price chart.
 
@@ -117,7 +139,8 @@ def read_chart(data: bytes, *, max_pixels: int = 40_000_000, use_ocr: bool = Tru
     decoded within the limits. A decodable image that is not a chart returns
     a reading with is_chart False.
     """
-    rgb, factor = _working_copy(decode_image(data, max_pixels=max_pixels))
+    original = decode_image(data, max_pixels=max_pixels)
+    rgb, factor = _working_copy(original)
     height, width = rgb.shape[:2]
     installed = tesseract_version() is not None
     price_labels = find_price_labels(rgb) if use_ocr and installed else None
@@ -141,7 +164,7 @@ def read_chart(data: bytes, *, max_pixels: int = 40_000_000, use_ocr: bool = Tru
         scale, ocr_note = axis_reader.outcome.scale, axis_reader.outcome.note
     notes = [ocr_note] if ocr_note else []
     logger.debug("chart reading: %dx%d px, confidence %.2f", width, height, confidence)
-    return measure_reading(
+    reading = measure_reading(
         structure,
         is_chart=confidence >= CHART_THRESHOLD,
         confidence=confidence,
@@ -150,3 +173,6 @@ def read_chart(data: bytes, *, max_pixels: int = 40_000_000, use_ocr: bool = Tru
         ocr_available=installed,
         notes=notes,
     )
+    if price_labels is not None and not any(set(price_labels.boxes) & set(c.boxes) for c in columns):
+        columns = [*columns, price_labels]
+    return _with_chart_area(reading, mark_map, columns, boxes, factor, original.shape[:2])
