@@ -131,7 +131,7 @@ def _user_text(request: dict) -> str:
 async def test_commands_registered_and_help(stack: Stack):
     user = 1001
     commands = [c["command"] for c in stack.telegram.commands]
-    assert commands == ["start", "help", "usage", "subscribe", "billing", "journal", "status", "cancel"]
+    assert commands == ["start", "help", "usage", "subscribe", "billing", "journal", "status", "cancel", "history"]
 
     stack.telegram.send_text(user, "/help")
     await stack.telegram.wait_for(lambda: stack.telegram.chat(user))
