@@ -94,6 +94,8 @@ async def _collect(update: Update, context: ContextTypes.DEFAULT_TYPE, *, kind: 
     if collection.role is AlbumRole.LATE:
         await _reply(context, part.chat_id, part.message_id, messages.ALBUM_PART_LATE)
     elif collection.role is AlbumRole.SUBMIT:
+        # NOTE: a process that stops between closing the album and queueing it loses the album without a
+        # reply, because the closed parts are no longer in Redis and no other process submits them.
         await _submit_album(context, collection.parts)
 
 
