@@ -70,7 +70,7 @@ UNKNOWN_COMMAND = "There is no {command} command. Send /help for the list of com
 
 SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
 
-# NOTE: an album's acknowledgement says "Chart received" too, without the number of charts.
+# NOTE: an album's acknowledgement also reads "Chart received", without the number of charts.
 QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this message shortly."
 ANALYSING = "🔎 Analysing your chart. The analysis will appear in this message."
 
