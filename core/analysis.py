@@ -1,13 +1,14 @@
-"""Use cases on the bot side of an analysis: request it, and fail it with a refund."""
+"""Use cases on the bot side of an analysis: request it for one chart or several, and fail it with a refund."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.errors import CaptionTooLong, ReplyNotSent
+from core.errors import CaptionTooLong, InvalidChartImage, InvalidChartInRequest, ReplyNotSent, TooManyCharts
 from core.images import ImageLimits, inspect_image
 from core.models import (
     CAPTION_MAX_CHARS,
@@ -56,25 +57,82 @@ class Upload:
     caption: str | None = None
 
 
+def _check_caption(caption: str | None) -> None:
+    if caption is not None and len(caption) > CAPTION_MAX_CHARS:
+        raise CaptionTooLong(length=len(caption), limit=CAPTION_MAX_CHARS)
+
+
+def _chart_image(data: bytes, limits: ImageLimits) -> ChartImage:
+    info = inspect_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, min_side=limits.min_side)
+    return ChartImage(info=info, data=data)
+
+
 async def submit_upload(upload: Upload, services: AnalysisServices, notifier: Notifier) -> Analysis:
     """Check an uploaded chart, then request its analysis.
 
     Raises CaptionTooLong, InvalidChartImage or UsageLimitExceeded; none of
     them costs the user anything or stores anything.
     """
-    if upload.caption is not None and len(upload.caption) > CAPTION_MAX_CHARS:
-        raise CaptionTooLong(length=len(upload.caption), limit=CAPTION_MAX_CHARS)
-    limits = services.image_limits
-    info = inspect_image(
-        upload.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, min_side=limits.min_side
-    )
+    _check_caption(upload.caption)
+    image = _chart_image(upload.data, services.image_limits)
     job = AnalysisJob(
         platform=upload.platform,
         user_id=upload.user_id,
         chat_id=upload.chat_id,
         message_id=upload.message_id,
-        images=[ChartImage(info=info, data=upload.data)],
+        images=[image],
         caption=upload.caption,
+    )
+    return await request_analysis(job, services, notifier)
+
+
+def check_chart_count(count: int, *, max_charts: int) -> None:
+    """Raise TooManyCharts when one request carries more than `max_charts` charts."""
+    if count > max_charts:
+        raise TooManyCharts(count, max_charts)
+
+
+async def submit_uploads(
+    uploads: Sequence[Upload],
+    services: AnalysisServices,
+    notifier: Notifier,
+    *,
+    max_charts: int,
+    media_group_id: str | None = None,
+) -> Analysis:
+    """Check several charts sent together (a chat album), then request one analysis of all of them.
+
+    `uploads` are in the order the user sent them. The first one with a
+    caption gives the question, the first one's message is the one the
+    acknowledgement replies to, and the analysis reserves one use per chart.
+    Raises TooManyCharts, CaptionTooLong, InvalidChartInRequest (naming the
+    chart) or UsageLimitExceeded; none of them costs the user anything or
+    stores anything.
+    """
+    if not uploads:
+        raise ValueError("submit_uploads needs at least one upload")
+    first = uploads[0]
+    if any((u.platform, u.user_id, u.chat_id) != (first.platform, first.user_id, first.chat_id) for u in uploads):
+        raise ValueError("the uploads of one request must come from one user in one chat")
+    check_chart_count(len(uploads), max_charts=max_charts)
+    caption = next((u.caption for u in uploads if u.caption), None)
+    _check_caption(caption)
+
+    images = []
+    for position, upload in enumerate(uploads, start=1):
+        try:
+            images.append(_chart_image(upload.data, services.image_limits))
+        except InvalidChartImage as error:
+            raise InvalidChartInRequest(position=position, count=len(uploads), error=error) from error
+
+    job = AnalysisJob(
+        platform=first.platform,
+        user_id=first.user_id,
+        chat_id=first.chat_id,
+        message_id=first.message_id,
+        images=images,
+        caption=caption,
+        media_group_id=media_group_id,
     )
     return await request_analysis(job, services, notifier)
 
@@ -104,6 +162,7 @@ async def request_analysis(job: AnalysisJob, services: AnalysisServices, notifie
             chat_id=job.chat_id,
             message_id=job.message_id,
             caption=job.caption,
+            media_group_id=job.media_group_id,
             images=stored,
             units=units,
             reservation=reservation,

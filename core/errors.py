@@ -40,6 +40,16 @@ class InvalidChartImage(ChartBotError):
         self.detail = detail
 
 
+class InvalidChartInRequest(ChartBotError):
+    """One chart of a multi-chart request is not an image the bot can analyse, so the whole request is rejected."""
+
+    def __init__(self, *, position: int, count: int, error: InvalidChartImage) -> None:
+        super().__init__(f"chart {position} of {count}: {error}")
+        self.position = position
+        self.count = count
+        self.error = error
+
+
 class CaptionTooLong(ChartBotError):
     """A caption is longer than the model prompt takes."""
 

@@ -73,6 +73,7 @@ class AnalysisJob(BaseModel):
     message_id: str | None = Field(default=None, max_length=64)
     images: list[ChartImage] = Field(min_length=1)
     caption: str | None = Field(default=None, max_length=CAPTION_MAX_CHARS)
+    media_group_id: str | None = Field(default=None, max_length=64, description="the Telegram album of the charts")
 
 
 class StoredImage(BaseModel):

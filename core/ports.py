@@ -18,6 +18,7 @@ from core.subscriptions import Subscription
 from core.usage_records import CounterState, CounterWindow, LedgerEntry, ReserveOutcome
 
 if TYPE_CHECKING:
+    from core.albums import AlbumClose, AlbumPart, PartAdded
     from core.events import Progress
     from core.jobs import JobState, QueuedJob
 
@@ -71,6 +72,22 @@ class ChartArchive(Protocol):
 
     async def upload(self, image_id: str, data: bytes, *, folder: str) -> ArchivedChart:
         """Upload one chart under `folder`; raises ArchiveUnavailable when the upload fails."""
+        ...
+
+
+class AlbumBuffer(Protocol):
+    """Parts of chat albums, shared by every bot process until each album is closed."""
+
+    async def add(self, part: AlbumPart) -> PartAdded:
+        """Append a part and record its arrival time.
+
+        Returns LATE, storing nothing, when the album was closed without the part,
+        and DUPLICATE when the album already has it.
+        """
+        ...
+
+    async def close(self, chat_id: str, media_group_id: str, *, quiet_seconds: float) -> AlbumClose:
+        """Close the album when no part arrived for `quiet_seconds`; only the first such call gets its parts."""
         ...
 
 

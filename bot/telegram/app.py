@@ -18,9 +18,10 @@ from telegram.ext import (
 from adapters.backends import open_backends
 from adapters.mongo_billing import build_billing_services, ensure_billing_indexes
 from adapters.mongo_journal import open_journal_services
+from adapters.redis_albums import RedisAlbumBuffer
 from adapters.redis_journal_drafts import RedisGuidedDraftStore
 from adapters.taskiq_queue import build_redis_broker
-from bot.telegram import billing, handlers, history, jobs, journal, messages
+from bot.telegram import album, billing, handlers, history, jobs, journal, messages
 from bot.telegram.client import api_urls
 from bot.telegram.notifier import once_telegram_notifier
 from bot.views.usage import BILLING, UPGRADE
@@ -37,6 +38,8 @@ HANDLERS: list[BaseHandler] = [
     *journal.HANDLERS,
     *jobs.HANDLERS,
     *history.HANDLERS,
+    MessageHandler(album.IN_ALBUM & filters.PHOTO, album.album_photo),
+    MessageHandler(album.IN_ALBUM & filters.Document.ALL, album.album_document),
     MessageHandler(filters.PHOTO, handlers.chart_photo),
     MessageHandler(filters.Document.ALL, handlers.chart_document),
     MessageHandler(~filters.COMMAND & ~filters.StatusUpdate.ALL, handlers.other_message),
@@ -58,6 +61,7 @@ async def _post_init(application: Application) -> None:
         settings=settings, services=backends.services,
         notifier=once_telegram_notifier(application.bot, backends, settings),
         journal=journal_services,
+        albums=RedisAlbumBuffer(backends.redis),
     )
     billing_db = backends.mongo[settings.mongodb_database]
     await ensure_billing_indexes(billing_db)

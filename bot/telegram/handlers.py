@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 
 from bot.telegram import billing, messages
 from bot.telegram.formatting import escape
-from core.ports import Notifier
+from core.ports import AlbumBuffer, Notifier
 from bot.views.usage import UPGRADE, Button, usage_view
 from core.analysis import AnalysisServices, Upload, submit_upload
 from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
@@ -37,6 +37,7 @@ class BotContext:
     services: AnalysisServices
     notifier: Notifier
     journal: JournalServices | None = None
+    albums: AlbumBuffer | None = None
 
 
 def _context(context: ContextTypes.DEFAULT_TYPE) -> BotContext:
@@ -61,8 +62,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: a trader asks how to use the bot."""
-    plans = _context(context).services.usage.plans
-    await _reply(update.effective_message, messages.help_text(plans))
+    bot_context = _context(context)
+    plans = bot_context.services.usage.plans
+    text = messages.help_text(plans, max_charts=bot_context.settings.max_charts_per_request)
+    await _reply(update.effective_message, text)
 
 
 async def usage_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -7,7 +7,14 @@ from datetime import datetime
 from bot.telegram.analysis_html import analysis_blocks
 from bot.telegram.formatting import escape, pack_html_blocks, render_markdown_messages
 from bot.views.usage import Button, UsageView, limit_refusal, plans_overview
-from core.errors import CaptionTooLong, ImageProblem, InvalidChartImage, UsageLimitExceeded
+from core.errors import (
+    CaptionTooLong,
+    ImageProblem,
+    InvalidChartImage,
+    InvalidChartInRequest,
+    TooManyCharts,
+    UsageLimitExceeded,
+)
 from core.images import ImageLimits
 from core.plans import PlanTable
 from core.events import Progress, Stage
@@ -38,6 +45,7 @@ HELP = (
     "1. Take a screenshot of your chart (TradingView, your exchange, any charting app).\n"
     "2. Send it here as a photo, or as a PNG, JPEG or WebP file for full resolution.\n"
     "3. Optionally add a caption with your question (up to {caption_limit} characters).\n\n"
+    "{album_line}"
     "The bot answers at once that the chart is queued, then replaces that message with the analysis.\n\n"
     "<b>Limits</b>\n"
     "Each chart analysed is one use. The free plan gives {daily_limit} a day (reset at 00:00 UTC) and "
@@ -55,10 +63,17 @@ HELP = (
     "/history: your past analyses, newest first; choose one to see its chart and analysis again"
 )
 
+HELP_ALBUMS = (
+    "Send up to {max_charts} charts as one album for a multi-timeframe analysis, "
+    "for example the daily, 4-hour and 1-hour chart of one market. "
+    "The album gets one analysis, the caption on any of its photos is the question, and each chart is one use.\n\n"
+)
+
 UNKNOWN_COMMAND = "There is no {command} command. Send /help for the list of commands."
 
 SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
 
+# NOTE: an album's acknowledgement also reads "Chart received", without the number of charts.
 QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this message shortly."
 ANALYSING = "🔎 Analysing your chart. The analysis will appear in this message."
 
@@ -125,6 +140,18 @@ FILE_TOO_LARGE = (
     "send a smaller screenshot, or send it as a photo."
 )
 
+ALBUM_TOO_MANY_CHARTS = (
+    "You sent {count} charts in one album, and one analysis takes at most {limit}. "
+    "Send the album again with {limit} charts or fewer. Nothing was counted against your limit."
+)
+
+ALBUM_CHART_REJECTED = "The album was not analysed because of chart {position} of {count}. {reason}"
+
+ALBUM_PART_LATE = (
+    "This chart arrived after the rest of its album had been sent for analysis, so it is not part of that "
+    "analysis and nothing was counted for it. Send it again on its own or in a new album."
+)
+
 ANALYSIS_HEADER = "📊 <b>Chart analysis</b>"
 DISCLAIMER = "<i>Not financial advice.</i>"
 
@@ -164,10 +191,12 @@ def invalid_image(error: InvalidChartImage, *, min_side: int, max_pixels: int) -
     return texts[error.problem] + " Nothing was counted against your limit."
 
 
-def help_text(plans: PlanTable) -> str:
-    """Return /help with the free plan's limits filled in."""
+def help_text(plans: PlanTable, *, max_charts: int | None = None) -> str:
+    """Return /help with the free plan's limits filled in; with `max_charts` it explains albums too."""
     daily = "no limit" if plans.free.daily_limit is None else plans.free.daily_limit
-    return HELP.format(caption_limit=CAPTION_MAX_CHARS, daily_limit=daily, period_limit=plans.free.period_limit)
+    album_line = "" if max_charts is None else HELP_ALBUMS.format(max_charts=max_charts)
+    return HELP.format(caption_limit=CAPTION_MAX_CHARS, daily_limit=daily, period_limit=plans.free.period_limit,
+                       album_line=album_line)
 
 
 def usage_html(view: UsageView) -> str:
@@ -189,13 +218,18 @@ def upgrade_text(plans: PlanTable, *, payments_enabled: bool = False) -> str:
 BILLING_NOT_SET_UP = "Payments are not set up on this bot yet: ask its operator about your subscription."
 
 
-def refusal(error: CaptionTooLong | InvalidChartImage | UsageLimitExceeded, *, limits: ImageLimits,
-            now: datetime) -> tuple[str, Button | None]:
+def refusal(error: CaptionTooLong | InvalidChartImage | InvalidChartInRequest | TooManyCharts | UsageLimitExceeded,
+            *, limits: ImageLimits, now: datetime) -> tuple[str, Button | None]:
     """Explain a request the core refused before queueing it; a limit refusal comes with a button."""
     if isinstance(error, CaptionTooLong):
         return CAPTION_TOO_LONG.format(length=error.length, limit=error.limit), None
     if isinstance(error, InvalidChartImage):
         return invalid_image(error, min_side=limits.min_side, max_pixels=limits.max_pixels), None
+    if isinstance(error, InvalidChartInRequest):
+        reason = invalid_image(error.error, min_side=limits.min_side, max_pixels=limits.max_pixels)
+        return ALBUM_CHART_REJECTED.format(position=error.position, count=error.count, reason=reason), None
+    if isinstance(error, TooManyCharts):
+        return ALBUM_TOO_MANY_CHARTS.format(count=error.count, limit=error.limit), None
     text, button = limit_refusal(error, now=now)
     return escape(text), button
 

@@ -203,6 +203,30 @@ class FakeTelegramServer:
             message["caption"] = caption
         return self._push(message)
 
+    def album_updates(self, user_id: int, files: list[bytes], *, media_group_id: str, kind: str = "photo",
+                      caption: str | None = None, caption_index: int = 0, file_name: str = "chart.png",
+                      mime_type: str = "image/png") -> list[dict[str, Any]]:
+        """Return the updates of one album, one per file in message order, without queueing them for getUpdates.
+
+        A test posts them to the bot's webhook itself, in any order and to any process. `kind` is "photo"
+        or "document"; the part at `caption_index` carries `caption`.
+        """
+        updates = []
+        for index, data in enumerate(files):
+            message = self._base_message(user_id, None)
+            message["media_group_id"] = media_group_id
+            file_id = self.add_file(data)
+            if kind == "photo":
+                message["photo"] = [{"file_id": file_id, "file_unique_id": file_id + "-u", "width": 1280,
+                                     "height": 720, "file_size": len(data)}]
+            else:
+                message["document"] = {"file_id": file_id, "file_unique_id": file_id + "-u",
+                                       "file_name": file_name, "mime_type": mime_type, "file_size": len(data)}
+            if caption is not None and index == caption_index:
+                message["caption"] = caption
+            updates.append({"update_id": next(self._update_ids), "message": message})
+        return updates
+
     def press_button(self, user_id: int, message_id: int, callback_data: str) -> str:
         """Deliver a callback_query from a user pressing an inline button of a bot message; returns its id.
 
