@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+import pytesseract
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import BAD_INPUTS, CHARTS
@@ -53,14 +54,14 @@ def test_known_chart_prepared_exactly():
     record = prepared.record
     assert prepared.mime_type == "image/png"
     assert (record.original_width, record.original_height) == (1280, 720)
-    assert (record.width, record.height) == (838, 512)
+    assert (record.width, record.height) == (748, 512)
     assert record.cropped is True
     assert record.detail == "high"
     assert record.tokens_original == 1105
     assert record.tokens_sent == 425
     with Image.open(io.BytesIO(prepared.data)) as image:
         assert image.format == "PNG"
-        assert image.size == (838, 512)
+        assert image.size == (748, 512)
 
 
 @pytest.mark.parametrize("path", CHART_FILES, ids=lambda path: path.name)
@@ -185,3 +186,16 @@ def test_prepared_chart_keeps_readable_prices(name):
     assert reading.price_axis_read is True
     tolerance = 0.02 * (truth["max_high"] - truth["min_low"])
     assert reading.last_price == pytest.approx(truth["last_close"], abs=tolerance)
+
+
+@needs_tesseract
+@pytest.mark.parametrize("name", ["rendered-00.png", "rendered-05.png", "rendered-09.png"])
+def test_prepared_chart_keeps_the_title(name):
+    """The symbol and timeframe printed above the plot survive the crop."""
+    truth = json.loads((RENDERED / name).with_suffix(".json").read_text())
+    prepared = _prepare(RENDERED / name)
+    assert prepared.record.cropped is True
+    with Image.open(io.BytesIO(prepared.data)) as image:
+        top = image.crop((0, 0, image.width, image.height // 8)).resize((image.width * 2, image.height // 4))
+        title = pytesseract.image_to_string(top)
+    assert f"{truth['symbol']} {truth['timeframe']}" in title

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import re
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from PIL import Image
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
@@ -20,6 +22,7 @@ from redis.asyncio import Redis
 from core.analysis_result import ModelReport
 from core.models import ChartFindings
 from tests import billing_support
+from workers.image_prep import image_tokens
 from workers.prompt import load_prompt, reader_facts
 from tests.conftest import BAD_INPUTS, CHARTS
 from tests.fakes.cloudinary_server import FakeCloudinaryServer
@@ -115,13 +118,9 @@ def _finals(telegram: FakeTelegramServer, chat_id: int) -> list[str]:
     return [m.text for m in telegram.chat(chat_id) if m.text.startswith("📊")]
 
 
-def _image_hashes(request: dict) -> list[str]:
-    hashes = []
-    for part in request["messages"][1]["content"]:
-        if part["type"] == "image_url":
-            encoded = part["image_url"]["url"].split(",", 1)[1]
-            hashes.append(hashlib.sha256(base64.b64decode(encoded)).hexdigest())
-    return hashes
+def _images_sent(request: dict) -> list[bytes]:
+    return [base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+            for part in request["messages"][1]["content"] if part["type"] == "image_url"]
 
 
 def _user_text(request: dict) -> str:
@@ -184,9 +183,8 @@ async def test_photo_and_document_each_get_one_analysis(stack: Stack):
 
     requests = stack.openai.requests[requests_before:]
     assert len(requests) == 2
-    by_image = {_image_hashes(r)[0]: r for r in requests}
-    photo_request = by_image[hashlib.sha256(photo).hexdigest()]
-    document_request = by_image[hashlib.sha256(document).hexdigest()]
+    [photo_request] = [r for r in requests if "Is the uptrend intact?" in _user_text(r)]
+    [document_request] = [r for r in requests if r is not photo_request]
     records = await stack.db.analyses.find({"user_id": str(user)}).to_list()
     assert len(records) == 2
     facts = {}
@@ -208,6 +206,27 @@ async def test_photo_and_document_each_get_one_analysis(stack: Stack):
     assert response_format["json_schema"]["name"] == "ModelReport"
     assert response_format["json_schema"]["strict"] is True
     assert "trade_idea" in response_format["json_schema"]["schema"]["required"]
+
+    # Each chart went to the model as prepared: a PNG, at the size and token cost its record gives.
+    by_hash = {record["images"][0]["info"]["sha256"]: record for record in records}
+    for request, original in ((photo_request, photo), (document_request, document)):
+        [sent] = _images_sent(request)
+        record = by_hash[hashlib.sha256(original).hexdigest()]
+        [prepared] = record["prepared"]
+        with Image.open(io.BytesIO(sent)) as image:
+            assert image.format == "PNG"
+            assert image.size == (prepared["width"], prepared["height"])
+        assert prepared["tokens_sent"] == image_tokens(prepared["width"], prepared["height"], "high")
+        assert prepared["detail"] == "high"
+    # The 640-pixel screenshot has labels too small to shrink; the 1600x900 chart is cropped to fewer tiles.
+    assert by_hash[photo_hash]["prepared"][0] == {
+        "original_width": 640, "original_height": 356, "width": 640, "height": 356, "cropped": False,
+        "detail": "high", "tokens_original": 425, "tokens_sent": 425}
+    document_prepared = by_hash[document_hash]["prepared"][0]
+    assert (document_prepared["original_width"], document_prepared["original_height"]) == (1600, 900)
+    assert document_prepared["cropped"] is True
+    assert document_prepared["tokens_original"] == 1105
+    assert document_prepared["tokens_sent"] < 1105
 
     for record in records:
         assert record["status"] == "done"

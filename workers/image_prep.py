@@ -10,6 +10,7 @@ synchronous, so async callers run it in a thread.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.models import PreparedImage
+from core.models import ChartFindings, ChartImage, ImageInfo, PreparedImage
 from workers.chart_reader.axis_labels import find_price_labels, find_text_boxes
 from workers.chart_reader.decode import decode_image
+from workers.chart_reader.errors import ChartUnreadable
 from workers.chart_reader.marks import mark_mask, remove_straight_lines, strip_background
 
 logger = logging.getLogger(__name__)
@@ -33,11 +35,13 @@ HIGH_DETAIL_SHORT_SIDE = 768
 # Text lines whose boxes (as find_text_boxes measures them, about the height
 # of a digit) are at least this many pixels tall stay legible. Seven rows is
 # the height of the 5 x 7 character cell, the smallest in which all digits
-# and capitals keep distinct shapes.
+# and capitals keep distinct shapes; one row more leaves a margin for the
+# blur of scaling.
 # NOTE: a design floor, not a measured limit of GPT-4o. Tesseract, a weaker
 # reader, still read the price axis of 12 of the 16 rendered charts with
-# their labels scaled to 7 pixels, and of 13 at 8 pixels.
-MIN_TEXT_HEIGHT = 7.0
+# their labels scaled to 7 pixels, and of 13 at 8 pixels; at 7 pixels it
+# misread rendered-12's last price by 5% once the title band was kept.
+MIN_TEXT_HEIGHT = 8.0
 
 # The crop keeps this share of the image's longer side around the chart area.
 CROP_PADDING_SHARE = 0.01
@@ -138,12 +142,18 @@ def measure_text_height(rgb: np.ndarray) -> float | None:
 def _crop_box(
     chart_area: tuple[int, int, int, int] | None, width: int, height: int
 ) -> tuple[int, int, int, int] | None:
-    """Return the padded chart area clipped to the image, or None when it is missing or implausible."""
+    """Return the padded chart area, with the band above it, clipped to the image; None when the area is
+    missing or implausible.
+
+    The band above the chart area is kept because charting apps print the
+    symbol and timeframe there (a title, or TradingView's legend), and the
+    model needs them to tell a multi-timeframe album's charts apart.
+    """
     if chart_area is None:
         return None
     padding = max(4, round(CROP_PADDING_SHARE * max(width, height)))
-    x0, y0, x1, y1 = chart_area
-    x0, y0 = max(0, x0 - padding), max(0, y0 - padding)
+    x0, _, x1, y1 = chart_area
+    x0, y0 = max(0, x0 - padding), 0
     x1, y1 = min(width, x1 + padding), min(height, y1 + padding)
     if x1 - x0 < MIN_CROP_SHARE * width or y1 - y0 < MIN_CROP_SHARE * height:
         logger.warning("chart area %s of a %dx%d image is implausible; not cropping", chart_area, width, height)
@@ -225,3 +235,29 @@ def prepare_chart(
         width, height, record.width, record.height, text_height, tokens_sent, tokens_original,
     )
     return PreparedChart(data=_encode_png(sent), mime_type=PNG_MIME_TYPE, record=record)
+
+
+def model_image_preparer(*, detail: str, max_pixels: int):
+    """Return the function the model client prepares each chart with: (chart, findings) -> (image to send,
+    record).
+
+    An image that cannot be prepared (the reader's decoder refused it) is
+    sent as the user sent it, and the record says it cost what it cost.
+    """
+
+    def prepare(image: ChartImage, findings: ChartFindings | None) -> tuple[ChartImage, PreparedImage]:
+        try:
+            prepared = prepare_chart(image.data, chart_area=findings.chart_area if findings else None,
+                                     detail=detail, max_pixels=max_pixels)
+        except (ChartUnreadable, ValueError) as error:
+            logger.warning("chart sent unprepared sha256=%s error=%s", image.info.sha256[:12], error)
+            tokens = image_tokens(image.info.width, image.info.height, detail)
+            return image, PreparedImage(original_width=image.info.width, original_height=image.info.height,
+                                        width=image.info.width, height=image.info.height, detail=detail,
+                                        tokens_original=tokens, tokens_sent=tokens)
+        record = prepared.record
+        info = ImageInfo(mime_type=prepared.mime_type, width=record.width, height=record.height,
+                         size_bytes=len(prepared.data), sha256=hashlib.sha256(prepared.data).hexdigest())
+        return ChartImage(info=info, data=prepared.data), record
+
+    return prepare

@@ -14,8 +14,9 @@ from openai import AsyncOpenAI
 
 from core.analysis_result import AnalysisResult, ModelReport
 from core.errors import InvalidModelReply, ModelRateLimited, PermanentModelError, TransientModelError
-from core.models import ChartFindings, ChartImage, ImageInfo, ModelAnswer, PreparedImage, TokenUsage
+from core.models import ChartFindings, ChartImage, ModelAnswer, PreparedImage, TokenUsage
 from core.ports import ModelRateLimit
+from workers.image_prep import image_tokens
 from workers.prompt import ChartPrompt, reader_facts
 
 logger = logging.getLogger(__name__)
@@ -38,20 +39,7 @@ def _retry_after_seconds(response: object) -> float | None:
         return None
 
 
-def image_tokens(info: ImageInfo) -> int:
-    """Input tokens of one image at detail "high", by OpenAI's published rule for GPT-4o.
-
-    The image is scaled to fit 2048 x 2048, then its shorter side to 768, and
-    costs 85 tokens plus 170 per 512-pixel tile.
-    """
-    scale = min(1.0, 2048 / max(info.width, info.height))
-    width, height = info.width * scale, info.height * scale
-    scale = min(1.0, 768 / min(width, height))
-    width, height = width * scale, height * scale
-    return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
-
-
-def estimate_tokens(messages: list[dict], images: Sequence[ChartImage]) -> int:
+def estimate_tokens(messages: list[dict], images: Sequence[ChartImage], detail: str = "high") -> int:
     """Tokens the rate limit counts for one call: the input estimate plus the whole completion allowance.
 
     Text is counted at one token per 4 characters, rounded up, plus 4 per message.
@@ -62,7 +50,8 @@ def estimate_tokens(messages: list[dict], images: Sequence[ChartImage]) -> int:
         parts = [content] if isinstance(content, str) else [p["text"] for p in content if p["type"] == "text"]
         characters += sum(len(part) for part in parts)
     text = math.ceil(characters / 4) + 4 * len(messages)
-    return text + sum(image_tokens(image.info) for image in images) + MAX_COMPLETION_TOKENS
+    images_cost = sum(image_tokens(image.info.width, image.info.height, detail) for image in images)
+    return text + images_cost + MAX_COMPLETION_TOKENS
 
 
 # Prepares one chart for the model: returns the image to send and the record of what preparation did.
@@ -127,7 +116,7 @@ class OpenAIChartAnalyzer:
         prompt = self._prompt_for(len(images))
         sent, prepared = await self._prepared(images, findings)
         messages = self._messages(prompt, sent, caption, findings)
-        estimate = estimate_tokens(messages, sent)
+        estimate = estimate_tokens(messages, sent, self._detail)
         ticket = await self._rate_limit.acquire(estimate) if self._rate_limit is not None else None
         try:
             response = await self._client.chat.completions.parse(

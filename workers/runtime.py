@@ -22,6 +22,7 @@ from core.ports import ChartAnalyzer, ChartArchive, ModelRateLimit
 from core.replies import OnceNotifier
 from core.settings import Settings
 from workers.jobs.children import AnalysisChildren
+from workers.image_prep import model_image_preparer
 from workers.offline_analyzer import OfflineAnalyzer
 from workers.openai_analyzer import OpenAIChartAnalyzer, build_openai_client
 from workers.prompt import MULTI_CHART_PROMPT, SINGLE_CHART_PROMPT, load_prompt
@@ -59,7 +60,9 @@ def build_analyzer(settings: Settings, rate_limit: ModelRateLimit | None = None)
     )
     return OpenAIChartAnalyzer(client, model=settings.openai_model, prompt=load_prompt(SINGLE_CHART_PROMPT),
                                multi_prompt=load_prompt(MULTI_CHART_PROMPT), rate_limit=rate_limit,
-                               detail=settings.openai_image_detail)
+                               detail=settings.openai_image_detail,
+                               prepare=model_image_preparer(detail=settings.openai_image_detail,
+                                                            max_pixels=settings.max_image_pixels))
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:

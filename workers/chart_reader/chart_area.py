@@ -78,7 +78,7 @@ def find_chart_area(
 
     if not label_columns:
         return 0, 0, width, height
-    # NOTE: a title far above the plot (the symbol and timeframe) falls outside the area and is cropped off.
+    # A title far above the plot stays outside the area; workers/image_prep.py keeps the band above it.
     x0, x1 = max(0, x0), min(width, x1)
     y0, y1 = _extend(_row_profile(mark_map, x0, x1), max(0, y0), min(height, y1), gap)
     x0, x1 = _extend(marks[y0:y1].sum(axis=0), x0, x1, gap)
