@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import socket
 import time
@@ -33,18 +32,20 @@ from core.memory import (
 from core.models import Analysis, Platform
 from core.plans import load_plans
 from core.usage import UsageService
+from bot.telegram.messages import analysis_messages
 from tests.conftest import BAD_INPUTS, CHARTS
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram_server import FakeTelegramServer
 from tests.processes import ChartBotProcess, stack_env
 from tests.worker_stack import with_database
+from workers.prompt import MULTI_CHART_PROMPT, load_prompt
 
 WEBHOOK_SECRET = "albums-webhook-secret"
 SECRET_HEADER = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
 REDIS_DB = 6
 DAILY_LIMIT = 5
 NOW = datetime(2026, 3, 14, 21, 30, tzinfo=UTC)
-QUEUED = "⏳ Chart received. You are next in the queue; the analysis will appear in this message."
+QUEUED = "⏳ 3 charts received. You are next in the queue; the analysis will appear in this message."
 LATE = (
     "This chart arrived after the rest of its album had been sent for analysis, so it is not part of that "
     "analysis and nothing was counted for it. Send it again on its own or in a new album."
@@ -431,8 +432,22 @@ async def test_album_one_analysis_across_processes(stack: AlbumStack):
     requests = stack.openai.requests[requests_before:]
     assert len(requests) == 1
     assert len(_image_parts(requests[0])) == 3
-    assert caption in json.dumps(requests[0])
+    multi = load_prompt(MULTI_CHART_PROMPT)
+    assert requests[0]["messages"][0]["content"] == multi.system
+    [text] = [part["text"] for part in requests[0]["messages"][1]["content"] if part["type"] == "text"]
+    assert text.startswith(f"Analyse these 3 charts together. The trader's question or context: {caption}\n\n")
+    assert record["prompt_version"] == "multi-chart-analysis-v1"
+    assert len(record["result"]["report"]["charts"]) == 3
     assert stack.logs().count(f"album closed chat={user} album={album}") == 1
+
+    # The acknowledgement is edited into the analysis of the three charts.
+    await stack.telegram.wait_for(
+        lambda: any(m.text.startswith("📊") for m in stack.telegram.chat(user)), timeout=30)
+    [final] = [m for m in stack.telegram.chat(user) if m.text.startswith("📊")]
+    stored = Analysis.model_validate({**record, "id": record["_id"]})
+    assert [final.text] == analysis_messages(stored)
+    assert final.text.startswith(f"📊 <b>Analysis of 3 charts</b>\n<i>Your question: {caption}</i>\n\n"
+                                 "🟢 <b>Bullish</b> · medium confidence\n\n<b>Chart 1</b> · BTCUSDT · 1D\n")
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -15,6 +15,7 @@ from core.analysis_result import AnalysisResult, ModelReport
 from core.analysis_run import AnalysisRunner, RetryPolicy, run_analysis
 from core.errors import UsageLimitExceeded
 from core.images import inspect_image
+from core.events import Progress, Stage
 from core.models import AnalysisJob, AnalysisStatus, ChartAgreement, ChartImage, FailureKind, Platform
 from tests.conftest import CHARTS
 from tests.fakes.openai_server import DEFAULT_REPORT_HTML, FakeOpenAIServer, chart_report, default_report
@@ -229,3 +230,26 @@ async def test_services_keep_the_plan_limit_for_three_charts(openai_server):
     assert refused.value.requested == 3
     assert await _used_today(services) == 0
     assert openai_server.requests == []
+
+
+def test_chat_texts_count_the_charts_of_an_album():
+    assert messages.queued_text(1, charts=3) == (
+        "⏳ 3 charts received. You are next in the queue; the analysis will appear in this message.")
+    assert messages.queued_text(None, charts=2) == (
+        "⏳ 2 charts received. Your analysis is queued and will appear in this message shortly.")
+    assert messages.progress_text(Progress(Stage.ANALYSING), charts=3) == (
+        "🔎 Analysing your 3 charts together. The analysis will appear in this message.")
+    assert messages.progress_text(Progress(Stage.ANALYSING)) == messages.ANALYSING
+
+
+async def test_album_failures_say_every_use_was_refunded(openai_server):
+    services = _services(limit=5)
+    openai_server.answers = ["{", "{"]
+    failed, _ = await _run(services, openai_server, RENDERED)
+    assert messages.failure_message(failed) == (
+        "❌ The analysis failed because the chart model's answer could not be read, twice. "
+        "Your 3 uses were refunded, so you can send the charts again.")
+    assert messages.failure_message(failed.model_copy(update={"failure": FailureKind.NOT_A_CHART})) == (
+        "🤔 At least one of these images does not look like a price chart; send screenshots of candlestick, "
+        "bar or line charts. Your 3 uses were refunded.")
+    assert await _used_today(services) == 0

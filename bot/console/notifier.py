@@ -44,13 +44,13 @@ class ConsoleNotifier:
             self.say(html_text)
 
     async def analysis_queued(self, analysis: Analysis, *, position: int | None = None) -> str | None:
-        return self.say(messages.queued_text(position))
+        return self.say(messages.queued_text(position, charts=len(analysis.images)))
 
     async def analysis_progress(self, analysis: Analysis, progress: Progress) -> None:
         """Kept on the acknowledgement without printing: in a terminal each edit is a new line, and the
         offline reading follows within a second."""
         if analysis.ack_message_id in self.messages:
-            self.messages[analysis.ack_message_id] = messages.progress_text(progress)
+            self.messages[analysis.ack_message_id] = messages.progress_text(progress, charts=len(analysis.images))
 
     async def analysis_done(self, analysis: Analysis) -> None:
         parts = messages.analysis_messages(analysis)

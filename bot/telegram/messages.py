@@ -73,28 +73,29 @@ UNKNOWN_COMMAND = "There is no {command} command. Send /help for the list of com
 
 SEND_A_CHART = "Send me a chart screenshot as a photo or as an image file, and I will analyse it. /help explains more."
 
-# NOTE: an album's acknowledgement also reads "Chart received", without the number of charts.
 QUEUED = "⏳ Chart received. Your analysis is queued and will appear in this message shortly."
 ANALYSING = "🔎 Analysing your chart. The analysis will appear in this message."
+ANALYSING_CHARTS = "🔎 Analysing your {charts} charts together. The analysis will appear in this message."
 
 
-def queued_text(position: int | None) -> str:
-    """Return the acknowledgement, with the place in the queue when it is known."""
+def queued_text(position: int | None, *, charts: int = 1) -> str:
+    """Return the acknowledgement of `charts` charts, with the place in the queue when it is known."""
+    received = "Chart received" if charts == 1 else f"{charts} charts received"
     if position is None:
-        return QUEUED
+        return QUEUED.replace("Chart received", received)
     if position <= 1:
-        return "⏳ Chart received. You are next in the queue; the analysis will appear in this message."
-    return f"⏳ Chart received. You are number {position} in the queue; the analysis will appear in this message."
+        return f"⏳ {received}. You are next in the queue; the analysis will appear in this message."
+    return f"⏳ {received}. You are number {position} in the queue; the analysis will appear in this message."
 
 
-def progress_text(progress: Progress) -> str:
-    """Return the acknowledgement text for a progress event."""
+def progress_text(progress: Progress, *, charts: int = 1) -> str:
+    """Return the acknowledgement text for a progress event of an analysis of `charts` charts."""
     if progress.stage is Stage.QUEUED:
-        return queued_text(progress.position)
+        return queued_text(progress.position, charts=charts)
     if progress.stage is Stage.RETRYING:
         return (f"🔁 The chart model did not answer; trying again (attempt {progress.attempt} of "
                 f"{progress.max_attempts}). The analysis will appear in this message.")
-    return ANALYSING
+    return ANALYSING if charts == 1 else ANALYSING_CHARTS.format(charts=charts)
 
 FAILED = (
     "❌ The analysis failed because the chart model did not answer. "
@@ -104,6 +105,11 @@ FAILED = (
 NOT_A_CHART = (
     "🤔 This does not look like a price chart; send a screenshot of a candlestick, bar or line chart. "
     "Your use was refunded."
+)
+
+NOT_CHARTS = (
+    "🤔 At least one of these images does not look like a price chart; send screenshots of candlestick, bar "
+    "or line charts. Your use was refunded."
 )
 
 NOT_QUEUED = (
@@ -236,15 +242,21 @@ def refusal(error: CaptionTooLong | InvalidChartImage | InvalidChartInRequest | 
 
 def failure_message(analysis: Analysis) -> str:
     """Explain why an analysis failed; every failure was refunded."""
+    charts = len(analysis.images)
     texts = {
-        FailureKind.NOT_A_CHART: NOT_A_CHART,
+        FailureKind.NOT_A_CHART: NOT_A_CHART if charts == 1 else NOT_CHARTS,
         FailureKind.QUEUE: NOT_QUEUED,
         FailureKind.IMAGE_MISSING: IMAGE_LOST,
         FailureKind.CANCELLED: CANCELLED,
         FailureKind.TIMED_OUT: TIMED_OUT,
         FailureKind.INVALID_REPLY: INVALID_REPLY,
     }
-    return texts.get(analysis.failure, FAILED)
+    text = texts.get(analysis.failure, FAILED)
+    if charts > 1:
+        # One use per chart was reserved, and all of them were refunded.
+        text = text.replace("Your use was refunded", f"Your {charts} uses were refunded")
+        text = text.replace("the chart again", "the charts again")
+    return text
 
 
 def analysis_messages(analysis: Analysis) -> list[str]:

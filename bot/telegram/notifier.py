@@ -92,7 +92,7 @@ class TelegramNotifier:
         await self._send(analysis, text)
 
     async def analysis_queued(self, analysis: Analysis, *, position: int | None = None) -> str | None:
-        return await self._send(analysis, messages.queued_text(position))
+        return await self._send(analysis, messages.queued_text(position, charts=len(analysis.images)))
 
     async def analysis_progress(self, analysis: Analysis, progress: Progress) -> None:
         """Edit the acknowledgement into the progress text, at the chat's pace; never a new message."""
@@ -102,7 +102,7 @@ class TelegramNotifier:
             logger.info("progress edit skipped, bot-wide budget spent analysis=%s stage=%s",
                         analysis.id, progress.stage.value)
             return
-        text = messages.progress_text(progress)
+        text = messages.progress_text(progress, charts=len(analysis.images))
         if progress.stage is Stage.QUEUED:
             await self._show_position(analysis, text)
             return
