@@ -1,8 +1,8 @@
 """The structured analysis the vision model returns, and the numbers ChartBot works out from it.
 
-`ModelReport` is the schema of the model's answer (OpenAI structured outputs
+`ModelReport` is the schema of the model's response (OpenAI structured outputs
 generate the JSON schema from it), so every field is required and nullable
-fields say so. Its validators reject answers a trader could not act on: a
+fields say so. Its validators reject responses a trader could not act on: a
 stop on the wrong side of the entry, targets behind it, prices at or below
 zero. `AnalysisResult` is what an analysis stores: the report and the
 risk-reward multiples ChartBot computes from its prices.
@@ -96,7 +96,7 @@ class TradeIdea(BaseModel):
 
 
 class ModelReport(BaseModel):
-    """The whole answer the model gives for one request of one or more charts."""
+    """The model's whole response to one request of one or more charts."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -115,14 +115,14 @@ class ModelReport(BaseModel):
     @model_validator(mode="after")
     def _check_report(self) -> ModelReport:
         if self.readable_chart and not self.charts:
-            raise ValueError("a readable answer needs at least one chart")
+            raise ValueError("a readable response must contain at least one chart")
         if self.readable_chart and not self.summary.strip():
-            raise ValueError("a readable answer needs a summary")
+            raise ValueError("a readable response must contain a summary")
         return self
 
 
 class AnalysisResult(BaseModel):
-    """What an analysis stores: the model's report and the risk-reward ChartBot computed from it."""
+    """The stored outcome of an analysis: the model's report and the risk-reward ChartBot computed from it."""
 
     report: ModelReport
     risk_reward: list[float] = Field(default_factory=list, description="one multiple per target of the trade idea")

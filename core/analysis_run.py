@@ -54,7 +54,7 @@ class AnalysisRunner:
     cancellation: CancellationCheck | None = None
     # USD cost of a model's tokens (model, input tokens, output tokens), or None when the model has no price.
     pricing: Callable[[str, int, int], float | None] | None = None
-    # Answers that fail validation are asked for again this many times before the analysis fails.
+    # Times a response that fails validation is requested again before the analysis fails.
     invalid_reply_retries: int = 1
     # With an archive (Cloudinary) the charts of a finished analysis are uploaded after the reply.
     archive: ChartArchive | None = None
@@ -146,8 +146,8 @@ async def _call_model(
             attempt -= 1
             invalid += 1
             if invalid > runner.invalid_reply_retries:
-                raise _Failed(FailureKind.INVALID_REPLY, f"invalid model answer {invalid} times: {error}") from error
-            logger.warning("model answer invalid, asking again analysis=%s times=%d error=%s",
+                raise _Failed(FailureKind.INVALID_REPLY, f"invalid model response {invalid} times: {error}") from error
+            logger.warning("model response invalid, requesting it again analysis=%s times=%d error=%s",
                            analysis.id, invalid, error)
         except PermanentModelError as error:
             raise _Failed(FailureKind.MODEL, f"model error: {error}") from error
@@ -169,7 +169,7 @@ def agreement(findings: Sequence[ChartFindings], report: ModelReport) -> list[Ch
 
 
 def _answer_fields(answer: ModelAnswer, findings: Sequence[ChartFindings], runner: AnalysisRunner) -> dict:
-    """The analysis fields a model answer fills in: the result, the prompt, tokens, cost and preparation."""
+    """Return the analysis fields a model response sets: the result, the prompt, tokens, cost and preparation."""
     fields = {
         "result_text": answer.text or None,
         "result": answer.result,
@@ -266,7 +266,7 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     outcome.update(attempts=attempts, model_seconds=round(model_seconds, 4))
     report = answer.result.report if answer.result is not None else None
     if report is not None and not report.readable_chart:
-        # The model could not read any chart: the user is refunded, and the answer is kept for the operator.
+        # The model could not read any chart, so the user is refunded. The response is kept for the operator.
         await services.analyses.update(analysis_id, outcome)
         logger.info("model found no readable chart analysis=%s", analysis_id)
         return await fail_analysis(analysis.model_copy(update=outcome), services, runner.notifier,

@@ -1,5 +1,5 @@
-"""Structured model answers: the real openai SDK against the fake server, the real chart reader, the core's
-run with a refund on every failure, and the answer rendered as the chat shows it."""
+"""Structured model responses: the real openai SDK against the fake server, the real chart reader, the core's
+run with a refund on every failure, and the result rendered as the chat shows it."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _text_part(request: dict) -> str:
     return next(part["text"] for part in request["messages"][1]["content"] if part["type"] == "text")
 
 
-async def test_three_charts_use_the_multi_chart_prompt_and_three_uses(openai_server):
+async def test_album_uses_multi_chart_prompt(openai_server):
     services = _services(limit=5)
     done, _ = await _run(services, openai_server, RENDERED, caption="Which timeframe leads?")
 
@@ -152,7 +152,7 @@ async def test_answer_missing_a_chart_is_invalid(openai_server):
     failed, _ = await _run(services, openai_server, RENDERED[:2])
 
     assert failed.failure is FailureKind.INVALID_REPLY
-    assert "covers 1 charts of 2" in failed.error
+    assert "the response covers 1 of 2 charts" in failed.error
     assert await _used_today(services) == 0
 
 
@@ -216,7 +216,7 @@ def test_trade_ideas_that_contradict_themselves_do_not_validate(change):
         ModelReport.model_validate(report)
 
 
-def test_entry_zone_given_high_to_low_is_put_in_order():
+def test_reversed_entry_zone_reordered():
     report = default_report(1)
     report["trade_idea"] |= {"entry_low": 41800, "entry_high": 41200}
     idea = ModelReport.model_validate(report).trade_idea

@@ -59,11 +59,11 @@ ImagePreparer = Callable[[ChartImage, ChartFindings | None], tuple[ChartImage, P
 
 
 class OpenAIChartAnalyzer:
-    """ChartAnalyzer that asks an OpenAI-compatible chat completions endpoint for a structured report.
+    """ChartAnalyzer that requests a structured report from an OpenAI-compatible chat completions endpoint.
 
     The single-chart or the multi-chart prompt is chosen by the number of
     charts; the reader's measurements go into the request as facts. The
-    answer must validate against ModelReport (pydantic; the SDK sends its
+    response must validate against ModelReport (pydantic; the SDK sends its
     JSON schema as a strict response format) and must cover every chart sent,
     or InvalidModelReply is raised.
     """
@@ -139,11 +139,11 @@ class OpenAIChartAnalyzer:
                 raise TransientModelError(message, retry_after=_retry_after_seconds(error.response)) from error
             raise PermanentModelError(message) from error
         except pydantic.ValidationError as error:
-            raise InvalidModelReply(f"the answer did not validate: {_first_error(error)}") from error
+            raise InvalidModelReply(f"the response is invalid: {_first_error(error)}") from error
         except openai.LengthFinishReasonError as error:
-            raise InvalidModelReply("the answer was cut off at the completion token limit") from error
+            raise InvalidModelReply("the response was cut off at the completion token limit") from error
         except openai.ContentFilterFinishReasonError as error:
-            raise PermanentModelError("the answer was stopped by the content filter") from error
+            raise PermanentModelError("the response was stopped by the content filter") from error
 
         if not response.choices:
             raise PermanentModelError("the model returned no choices")
@@ -152,9 +152,9 @@ class OpenAIChartAnalyzer:
             raise PermanentModelError(f"the model refused: {message.refusal}")
         report = message.parsed
         if report is None:
-            raise InvalidModelReply("the answer was empty")
+            raise InvalidModelReply("the response was empty")
         if report.readable_chart and len(report.charts) != len(images):
-            raise InvalidModelReply(f"the answer covers {len(report.charts)} charts of {len(images)}")
+            raise InvalidModelReply(f"the response covers {len(report.charts)} of {len(images)} charts")
 
         usage = TokenUsage()
         if response.usage is not None:
@@ -168,9 +168,9 @@ class OpenAIChartAnalyzer:
 
 
 def _first_error(error: pydantic.ValidationError) -> str:
-    """Describe the first validation problem in a few words, without echoing the model's whole answer."""
+    """Describe the first validation problem in a few words, without echoing the model's whole response."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ())) or "answer"
+    where = ".".join(str(part) for part in first.get("loc", ())) or "response"
     return f"{where}: {first.get('msg', 'invalid')}"[:200]
 
 

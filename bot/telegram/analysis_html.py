@@ -1,7 +1,7 @@
 """The structured analysis (core/analysis_result.py) rendered as compact Telegram HTML.
 
 Headline bias first, then the levels, the trade plan and the summary, so a
-trader sees what to act on without reading prose. Every string the model
+trader finds what to act on without reading prose. Every string the model
 wrote is escaped, and free text is cut to a length that keeps the reply
 short.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.telegram.formatting import escape
 from core.analysis_result import AnalysisResult, ChartReport, TradeIdea
 
-# Longest model-written text shown per field; the prompt asks for a few sentences at most.
+# Longest model-written text shown per field. The prompt requests a few sentences at most.
 SUMMARY_MAX_CHARS = 1200
 NOTE_MAX_CHARS = 300
 
