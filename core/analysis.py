@@ -214,8 +214,10 @@ async def fail_analysis(
     }
     await services.analyses.update(analysis.id, changes)
     failed = analysis.model_copy(update=changes)
-    logger.warning("analysis failed analysis=%s user=%s refunded_now=%s error=%s",
-                   analysis.id, analysis.user_id, refunded, error[:200])
+    # A chart the trader sent by mistake or cancelled is not a fault of the service.
+    level = logging.INFO if failure in (FailureKind.NOT_A_CHART, FailureKind.CANCELLED) else logging.WARNING
+    logger.log(level, "analysis failed analysis=%s user=%s failure=%s refunded_now=%s error=%s",
+               analysis.id, analysis.user_id, failure.value, refunded, error[:200])
     try:
         await notifier.analysis_failed(failed)
     except ReplyNotSent:

@@ -277,8 +277,12 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     done = {"status": AnalysisStatus.DONE, **outcome, "finished_at": services.clock()}
     await services.analyses.update(analysis_id, done)
     analysis = analysis.model_copy(update=done)
-    logger.info("analysis done analysis=%s user=%s input_tokens=%d output_tokens=%d",
-                analysis_id, analysis.user_id, answer.usage.input_tokens, answer.usage.output_tokens)
+    trends = [row.trend_agrees for row in analysis.agreement if row.trend_agrees is not None]
+    model_view = answer.result.report.reader_measurements if answer.result is not None else "-"
+    logger.info("analysis done analysis=%s user=%s charts=%d input_tokens=%d output_tokens=%d cost_usd=%s "
+                "reader_trend_agrees=%d/%d model_on_reader=%s", analysis_id, analysis.user_id, len(analysis.images),
+                answer.usage.input_tokens, answer.usage.output_tokens, analysis.cost_usd, sum(trends), len(trends),
+                model_view)
     try:
         await runner.notifier.analysis_done(analysis)
     except ReplyNotSent:

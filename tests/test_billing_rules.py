@@ -160,9 +160,9 @@ async def test_refresh_skipped_after_newer_event():
 
 
 @pytest.mark.parametrize(("status", "expected"), [
-    ("active", "✅ You are now on Pro: 500 analyses a month, up to 100 a day, renews on 2026-08-10. "
+    ("active", "✅ You are now on Pro: 500 charts a month, up to 100 a day, renews on 2026-08-10. "
                "Send /usage to see what you have left."),
-    ("trialing", "✅ You are now on Pro: 500 analyses a month, up to 100 a day, trial until 2026-08-10. "
+    ("trialing", "✅ You are now on Pro: 500 charts a month, up to 100 a day, trial until 2026-08-10. "
                  "Send /usage to see what you have left."),
 ])
 async def test_plan_change_notice_text(status, expected):

@@ -23,9 +23,9 @@ SUCCESS_URL = "https://t.me/chartbot_test_bot?start=paid"
 CANCEL_URL = "https://t.me/chartbot_test_bot?start=cancelled"
 PLANS = (
     "<b>⭐ ChartBot plans</b>\n\n"
-    "• Basic: $9 a month, 100 analyses a month, up to 25 a day\n"
-    "• Pro: $29 a month, 500 analyses a month, up to 100 a day\n"
-    "• Elite: $99 a month, 3,000 analyses a month, no daily cap\n\n"
+    "• Basic: $9 a month, 100 charts a month, up to 25 a day\n"
+    "• Pro: $29 a month, 500 charts a month, up to 100 a day\n"
+    "• Elite: $99 a month, 3,000 charts a month, no daily cap\n\n"
 )
 PLAN_BUTTONS = [("Basic: $9 a month", "subscribe:basic"), ("Pro: $29 a month", "subscribe:pro"),
                 ("Elite: $99 a month", "subscribe:elite")]
@@ -141,7 +141,7 @@ async def test_plan_button_opens_checkout(stack: Stack):
     checkout = await press(stack, user, plans.message_id, "subscribe:pro")
 
     assert checkout.text == (
-        "⭐ <b>Pro</b>: 500 analyses a month, up to 100 a day.\n\n"
+        "⭐ <b>Pro</b>: 500 charts a month, up to 100 a day.\n\n"
         "Tap the button to pay on Stripe's secure checkout page. The link is valid for 24 hours, "
         "and your plan starts as soon as the payment goes through."
     )

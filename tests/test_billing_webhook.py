@@ -194,7 +194,7 @@ async def test_upgrade_path_then_usage_shows_paid_limits(stack: Stack):
     assert record.last_event_id == created["id"]
 
     [notice] = stack.telegram.chat(user)
-    assert notice.text == (f"✅ You are now on Pro: 500 analyses a month, up to 100 a day, renews on {_day(end)}. "
+    assert notice.text == (f"✅ You are now on Pro: 500 charts a month, up to 100 a day, renews on {_day(end)}. "
                            "Send /usage to see what you have left.")
 
     usage = await say(stack, user, "/usage")
@@ -203,7 +203,7 @@ async def test_upgrade_path_then_usage_shows_paid_limits(stack: Stack):
         f"<b>Plan:</b> Pro, active, renews on {_day(end)}\n"
         "<b>Today:</b> 0 of 100 (resets at 00:00 UTC)\n"
         f"<b>This billing period:</b> 0 of 500 (resets on {_day(end)})\n"
-        "<b>All time:</b> 0 analyses"
+        "<b>All time:</b> 0 charts analysed"
     )
     assert stack.telegram.buttons(usage.message_id) == [("Manage billing", "billing")]
 
@@ -222,7 +222,7 @@ async def test_deletion_downgrades_to_free(stack: Stack):
     record = await stack.record(user)
     assert record.status.value == "canceled"
     assert [m.text for m in stack.telegram.chat(user)] == [
-        f"✅ You are now on Basic: 100 analyses a month, up to 25 a day, renews on {_day(end)}. "
+        f"✅ You are now on Basic: 100 charts a month, up to 25 a day, renews on {_day(end)}. "
         "Send /usage to see what you have left.",
         ENDED,
     ]

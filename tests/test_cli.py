@@ -64,7 +64,7 @@ async def test_usage_grant_then_show(services_env, redis_client):
         "  Plan: Free",
         "  Today: 0 of 3 (resets at 00:00 UTC)",
         f"  This month: 0 of 20, including 5 bonus (resets on {next_month})",
-        "  All time: 0 analyses",
+        "  All time: 0 charts analysed",
     ]
     assert lines[6] == "  Latest ledger entries:"
     assert lines[7].endswith("grant     5  beta tester")

@@ -112,7 +112,7 @@ def test_chat_commands_and_a_chart_by_path():
     assert "bot (edited)> 📊 Chart analysis\n              Your question: is this trend holding?" in output
     assert "The offline reading describes the chart only and does not answer questions." in output
     assert "Today: 1 of 3 (resets at 00:00 UTC)" in output
-    assert "All time: 1 analysis" in output
+    assert "All time: 1 chart analysed" in output
     assert "bot> /journal works in the Telegram bot. Here you can send charts, and use /help, /usage and /quit." in output
     assert "bot> Unknown command /nope. Type the path of a chart image" in output
     assert "bot> No file at /tmp/missing/chart.png. Type the path of a chart image" in output

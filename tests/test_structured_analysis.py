@@ -92,7 +92,7 @@ async def test_album_uses_multi_chart_prompt(openai_server):
     assert [row.trend_agrees for row in done.agreement] == [
         json.loads(path.with_suffix(".json").read_text())["trend"] == "up" for path in RENDERED]
 
-    chart_block = ("<b>Chart {n}</b> · BTCUSDT · 1D\nUptrend (strong)\nResistance: 45,000 · 46,200.5\n"
+    chart_block = ("<b>Chart {n}</b> · BTCUSDT · 1D\nUptrend (strong)\nResistance: 45,000 · 46,200\n"
                    "Support: 41,000 · 39,500\nPatterns: ascending triangle\n"
                    "Indicators: RSI 64 &amp; rising &lt;above 50&gt;")
     assert messages.analysis_messages(done) == [
@@ -101,7 +101,7 @@ async def test_album_uses_multi_chart_prompt(openai_server):
         + "\n\n".join(chart_block.format(n=n) for n in (1, 2, 3))
         + "\n\n<b>Confluence</b>\nEvery timeframe trends up; the 4h pullback holds the daily support.\n\n"
         "<b>Trade idea: long</b>\nEntry: 41,200 – 41,800\nStop: 40,400\n"
-        "Targets: 45,000 (R:R 3.2) · 46,200.5 (R:R 4.3)\nInvalidation: a daily close below 40,400\n\n"
+        "Targets: 45,000 (R:R 3.18) · 46,200 (R:R 4.27)\nInvalidation: a daily close below 40,400\n\n"
         "<b>Summary</b>\nBTC is in an uptrend on the daily chart, making higher highs; &lt;i&gt; tags stay "
         "literal &amp; escaped." + DISCLAIMER
     ]
@@ -176,7 +176,8 @@ def test_short_idea_and_unreadable_chart_rendered():
     report = default_report(2)
     report["bias"], report["confidence"] = "bearish", "low"
     report["charts"][1] = chart_report(2) | {"readable": False, "symbol": None, "timeframe": None}
-    report["charts"][0] |= {"symbol": None, "timeframe": "4h", "support": [], "patterns": [], "indicators": []}
+    report["charts"][0] |= {"symbol": None, "timeframe": "4h", "support": [], "resistance": [1.0901, 1.092],
+                            "patterns": [], "indicators": []}
     report["trade_idea"] = {"direction": "short", "entry_low": 1.0852, "entry_high": 1.0852, "stop": 1.0901,
                             "targets": [1.0755], "invalidation": "a 4h close above 1.0901"}
     result = AnalysisResult.from_report(ModelReport.model_validate(report))
@@ -185,10 +186,10 @@ def test_short_idea_and_unreadable_chart_rendered():
     blocks = "\n\n".join(analysis_blocks(result))
     assert blocks == (
         "🔴 <b>Bearish</b> · low confidence\n\n"
-        "<b>Chart 1</b> · 4h\nUptrend (strong)\nResistance: 45,000 · 46,200.5\n\n"
+        "<b>Chart 1</b> · 4h\nUptrend (strong)\nResistance: 1.0901 · 1.0920\n\n"
         "<b>Chart 2</b>\nNot readable as a price chart.\n\n"
         "<b>Confluence</b>\nEvery timeframe trends up; the 4h pullback holds the daily support.\n\n"
-        "<b>Trade idea: short</b>\nEntry: 1.0852\nStop: 1.0901\nTargets: 1.0755 (R:R 2.0)\n"
+        "<b>Trade idea: short</b>\nEntry: 1.0852\nStop: 1.0901\nTargets: 1.0755 (R:R 1.98)\n"
         "Invalidation: a 4h close above 1.0901\n\n"
         "<b>Summary</b>\nBTC is in an uptrend on the daily chart, making higher highs; &lt;i&gt; tags stay "
         "literal &amp; escaped.")

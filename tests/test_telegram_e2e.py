@@ -284,9 +284,9 @@ async def test_fourth_chart_of_the_day_refused(stack: Stack):
     await stack.telegram.wait_for(lambda: len(stack.telegram.chat(user)) == 5)
     assert stack.telegram.chat(user)[-1].text == (
         "<b>⭐ ChartBot plans</b>\n\n"
-        "• Basic: $9 a month, 100 analyses a month, up to 25 a day\n"
-        "• Pro: $29 a month, 500 analyses a month, up to 100 a day\n"
-        "• Elite: $99 a month, 3,000 analyses a month, no daily cap\n\n"
+        "• Basic: $9 a month, 100 charts a month, up to 25 a day\n"
+        "• Pro: $29 a month, 500 charts a month, up to 100 a day\n"
+        "• Elite: $99 a month, 3,000 charts a month, no daily cap\n\n"
         "Choose a plan to pay on Stripe's secure checkout page. It starts as soon as the payment goes through."
     )
     assert stack.telegram.buttons(stack.telegram.chat(user)[-1].message_id) == [
@@ -313,7 +313,7 @@ async def test_usage_command_shows_plan_and_counts(stack: Stack):
         "<b>Plan:</b> Free\n"
         "<b>Today:</b> 1 of 3 (resets at 00:00 UTC)\n"
         f"<b>This month:</b> 1 of 15 (resets on {next_month})\n"
-        "<b>All time:</b> 1 analysis"
+        "<b>All time:</b> 1 chart analysed"
     )
     assert stack.telegram.buttons(reply.message_id) == [("⭐ Upgrade", "upgrade")]
 

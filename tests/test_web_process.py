@@ -94,7 +94,7 @@ async def test_web_process_serves_both_webhooks(services_env, telegram_server, t
         assert elapsed < 1.0
         await telegram_server.wait_for(lambda: len(telegram_server.chat(user)) == 2, timeout=20)
         assert telegram_server.chat(user)[1].text == (
-            f"✅ You are now on Elite: 3,000 analyses a month, no daily cap, renews on {end:%Y-%m-%d}. "
+            f"✅ You are now on Elite: 3,000 charts a month, no daily cap, renews on {end:%Y-%m-%d}. "
             "Send /usage to see what you have left."
         )
 

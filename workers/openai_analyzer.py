@@ -79,6 +79,7 @@ class OpenAIChartAnalyzer:
         self._detail = detail
         self._prepare = prepare
         self.prompt_version = prompt.version
+        self.multi_prompt_version = self._multi_prompt.version
 
     def _prompt_for(self, count: int) -> ChartPrompt:
         return self._prompt if count == 1 else self._multi_prompt

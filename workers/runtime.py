@@ -130,7 +130,8 @@ async def open_runtime(settings: Settings, broker: AsyncBroker) -> WorkerRuntime
     logger.info(
         "worker ready consumer=%s model=%s prompt=%s database=%s queue=%s concurrency=%d reclaim=%gs "
         "stop_grace=%gs model_limit=%d requests/%d tokens per %gs free_plan=%s/day,%s/period max_attempts=%d",
-        getattr(broker, "consumer", "-"), model, analyzer.prompt_version, settings.mongodb_database,
+        getattr(broker, "consumer", "-"), model,
+        "/".join(filter(None, (analyzer.prompt_version, getattr(analyzer, "multi_prompt_version", None)))), settings.mongodb_database,
         settings.queue_name, settings.worker_concurrency, settings.worker_reclaim_seconds,
         settings.worker_stop_grace_seconds, settings.model_requests_per_minute, settings.model_tokens_per_minute,
         settings.model_rate_window_seconds, backends.services.usage.plans.free.daily_limit,

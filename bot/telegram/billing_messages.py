@@ -38,9 +38,9 @@ def money(cents: int, currency: str) -> str:
 
 
 def allowance(plan: Plan) -> str:
-    """Describe a plan's limits, e.g. "500 analyses a month, up to 100 a day"."""
+    """Describe a plan's limits, e.g. "500 charts a month, up to 100 a day"."""
     daily = "no daily cap" if plan.daily_limit is None else f"up to {plan.daily_limit:,} a day"
-    return f"{plan.period_limit:,} analyses a month, {daily}"
+    return f"{plan.period_limit:,} charts a month, {daily}"
 
 
 def plan_button_label(plan: Plan) -> str:
@@ -96,7 +96,7 @@ def notice_text(notice: BillingNotice) -> str:
 def free_allowance(plan: Plan) -> str:
     """Describe the free plan's limits, e.g. "3 analyses a day and 15 a month"."""
     if plan.daily_limit is None:
-        return f"{plan.period_limit:,} analyses a month"
+        return f"{plan.period_limit:,} charts a month"
     return f"{plan.daily_limit:,} analyses a day and {plan.period_limit:,} a month"
 
 

@@ -73,7 +73,7 @@ def usage_view(summary: UsageSummary) -> UsageView:
         ("Plan", _plan_row(summary)),
         ("Today", today),
         (period_label, period),
-        ("All time", f"{counts.total} {'analysis' if counts.total == 1 else 'analyses'}"),
+        ("All time", f"{counts.total} {'chart' if counts.total == 1 else 'charts'} analysed"),
     ]
     return UsageView(title="📈 Your ChartBot usage", rows=rows, button=_button(summary.resolved.is_subscriber))
 
@@ -112,5 +112,5 @@ def plans_overview(table: PlanTable) -> list[str]:
     lines = []
     for tier in sorted(table.tiers, key=lambda t: t.min_monthly_price):
         daily = "no daily cap" if tier.daily_limit is None else f"up to {tier.daily_limit:,} a day"
-        lines.append(f"{tier.name}: {_price(tier)}, {tier.period_limit:,} analyses a month, {daily}")
+        lines.append(f"{tier.name}: {_price(tier)}, {tier.period_limit:,} charts a month, {daily}")
     return lines

@@ -22,7 +22,7 @@ def chart_report(number: int) -> dict[str, Any]:
     """The default reading of chart `number` (1-based): BTCUSDT daily in an uptrend."""
     return {
         "chart": number, "readable": True, "symbol": "BTCUSDT", "timeframe": "1D", "trend": "up",
-        "trend_strength": "strong", "support": [41000, 39500], "resistance": [45000, 46200.5],
+        "trend_strength": "strong", "support": [41000, 39500], "resistance": [45000, 46200],
         "patterns": ["ascending triangle"], "indicators": ["RSI 64 & rising <above 50>"],
     }
 
@@ -34,7 +34,7 @@ def default_report(charts: int) -> dict[str, Any]:
         "charts": [chart_report(number) for number in range(1, charts + 1)],
         "confluence": None if charts == 1 else "Every timeframe trends up; the 4h pullback holds the daily support.",
         "trade_idea": {"direction": "long", "entry_low": 41200, "entry_high": 41800, "stop": 40400,
-                       "targets": [45000, 46200.5], "invalidation": "a daily close below 40,400"},
+                       "targets": [45000, 46200], "invalidation": "a daily close below 40,400"},
         "summary": "BTC is in an uptrend on the daily chart, making higher highs; <i> tags stay literal & escaped.",
         "reader_measurements": "agree",
     }
@@ -43,10 +43,10 @@ def default_report(charts: int) -> dict[str, Any]:
 # default_report(1) as the chat shows it, between the header and the disclaimer.
 DEFAULT_REPORT_HTML = (
     "🟢 <b>Bullish</b> · medium confidence\nBTCUSDT · 1D · Uptrend (strong)\n\n"
-    "<b>Levels</b>\nResistance: 45,000 · 46,200.5\nSupport: 41,000 · 39,500\n\n"
+    "<b>Levels</b>\nResistance: 45,000 · 46,200\nSupport: 41,000 · 39,500\n\n"
     "Patterns: ascending triangle\nIndicators: RSI 64 &amp; rising &lt;above 50&gt;\n\n"
     "<b>Trade idea: long</b>\nEntry: 41,200 – 41,800\nStop: 40,400\n"
-    "Targets: 45,000 (R:R 3.2) · 46,200.5 (R:R 4.3)\nInvalidation: a daily close below 40,400\n\n"
+    "Targets: 45,000 (R:R 3.18) · 46,200 (R:R 4.27)\nInvalidation: a daily close below 40,400\n\n"
     "<b>Summary</b>\nBTC is in an uptrend on the daily chart, making higher highs; &lt;i&gt; tags stay literal "
     "&amp; escaped."
 )
