@@ -513,7 +513,7 @@ async def test_album_over_daily_limit_rejected(stack: AlbumStack):
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     assert re.fullmatch(
         rf"🚫 You have used 3 of your {DAILY_LIMIT} chart analyses for today on the Free plan\. "
-        r"This request needs 3 and 2 are left\. "
+        r"This request needs 3 and 2 are left: send at most 2 charts now\. "
         rf"The limit resets at 00:00 UTC on {tomorrow} \(in (\d+ h )?\d+ min\)\. This request was not counted\.",
         refusals[0]["text"],
     ), refusals[0]["text"]

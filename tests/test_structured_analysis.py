@@ -4,11 +4,13 @@ run with a refund on every failure, and the result rendered as the chat shows it
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
 
 from bot.telegram import messages
+from bot.views.usage import limit_refusal
 from bot.telegram.analysis_html import analysis_blocks, format_price
 from core.analysis import request_analysis
 from core.analysis_result import AnalysisResult, ModelReport
@@ -254,3 +256,14 @@ async def test_album_failures_say_every_use_was_refunded(openai_server):
         "🤔 At least one of these images does not look like a price chart; send screenshots of candlestick, "
         "bar or line charts. Your 3 uses were refunded.")
     assert await _used_today(services) == 0
+
+
+@pytest.mark.parametrize(("used", "sentence"), [
+    (1, " This request needs 3 and 2 are left: send at most 2 charts now."),
+    (2, " This request needs 3 and 1 is left: send at most 1 chart now."),
+])
+def test_album_limit_refusal_says_what_fits(used, sentence):
+    error = UsageLimitExceeded(limit=3, used=used, requested=3, resets_at=datetime(2026, 3, 15, tzinfo=UTC))
+    text, _ = limit_refusal(error, now=datetime(2026, 3, 14, 22, 30, tzinfo=UTC))
+    assert text == (f"🚫 You have used {used} of your 3 chart analyses for today on the Free plan.{sentence}"
+                    " The limit resets at 00:00 UTC on 2026-03-15 (in 1 h 30 min). This request was not counted.")

@@ -94,7 +94,9 @@ def limit_refusal(error: UsageLimitExceeded, *, now: datetime) -> tuple[str, But
     left = max(0, error.limit - error.used)
     text = f"🚫 You have used {error.used} of your {error.limit} chart analyses for {window} on the {error.plan_name} plan."
     if error.requested > 1 and left:
-        text += f" This request needs {error.requested} and {left} are left."
+        charts = "1 chart" if left == 1 else f"{left} charts"
+        text += (f" This request needs {error.requested} and {left} {'is' if left == 1 else 'are'} left: "
+                 f"send at most {charts} now.")
     if error.limit_kind == "daily":
         text += f" The limit resets at {error.resets_at:%H:%M} UTC on {_day(error.resets_at)}"
     else:
