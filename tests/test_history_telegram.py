@@ -54,14 +54,14 @@ CHOOSE = "Choose one to see its chart and analysis again. Times are in UTC."
 # The owner's twelve analyses, oldest first; analysis i was requested i hours after FIRST_AT.
 ROWS = [
     "2025-03-14 09:30 · failed: refunded",
-    "2025-03-14 10:30 · XAUUSD 15m · 2 charts · bearish",
+    "2025-03-14 10:30 · XAUUSD 15m/1h · 2 charts · bearish",
     "2025-03-14 11:30 · “<b>levels</b> & stops”",
     "2025-03-14 12:30 · SOLUSDT · bullish",
     "2025-03-14 13:30",
     "2025-03-14 14:30 · running",
     "2025-03-14 15:30 · neutral",
     "2025-03-14 16:30 · “Is this breakout…”",
-    "2025-03-14 17:30 · ETHUSDT 1D · 3 charts · bearish",
+    "2025-03-14 17:30 · ETHUSDT 1D/4h/1h · 3 charts · bearish",
     "2025-03-14 18:30 · failed: refunded",
     "2025-03-14 19:30 · queued",
     "2025-03-14 20:30 · BTCUSDT 4h · bullish",

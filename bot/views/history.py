@@ -53,14 +53,15 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _subject(analysis: Analysis) -> list[str]:
-    """Return the symbol and timeframe of the first chart, and the number of charts when there are several."""
+    """Return the first chart's symbol with every chart's timeframe (1D/4h/1h), and the number of charts when
+    there are several."""
     parts = []
     report = analysis.result.report if analysis.result is not None else None
     if report is not None and report.charts:
-        first = min(report.charts, key=lambda chart: chart.chart)
-        names = [_shorten(first.symbol, MAX_SYMBOL_CHARS) if first.symbol else None,
-                 _shorten(first.timeframe, MAX_TIMEFRAME_CHARS) if first.timeframe else None]
-        named = " ".join(name for name in names if name)
+        charts = sorted(report.charts, key=lambda chart: chart.chart)
+        symbol = _shorten(charts[0].symbol, MAX_SYMBOL_CHARS) if charts[0].symbol else None
+        timeframes = [_shorten(chart.timeframe, MAX_TIMEFRAME_CHARS) for chart in charts if chart.timeframe]
+        named = " ".join(name for name in (symbol, "/".join(timeframes)) if name)
         if named:
             parts.append(named)
     if len(analysis.images) > 1:
@@ -88,7 +89,7 @@ def utc_minute(moment: datetime) -> str:
 
 
 def row_label(analysis: Analysis) -> str:
-    """Return an analysis's label, e.g. "2025-03-14 09:30 · BTCUSDT 4h · 3 charts · bullish"."""
+    """Return an analysis's label, e.g. "2025-03-14 09:30 · BTCUSDT 1D/4h/1h · 3 charts · bullish"."""
     return " · ".join([utc_minute(analysis.created_at), *_subject(analysis), *_outcome(analysis)])
 
 
