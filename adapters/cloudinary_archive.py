@@ -103,7 +103,7 @@ class CloudinaryChartArchive:
         """Upload one chart into ROOT_FOLDER/`folder` in a worker thread, so the event loop never waits on it.
 
         Raises ArchiveRejected when Cloudinary rejects the file itself (HTTP 400), and ArchiveUnavailable
-        for every other failure: network, timeout, credentials, server error or an unexpected reply.
+        for the SDK's other errors (network, timeout, credentials, server error) and for an unexpected reply.
         """
         options = self._options(image_id, folder)
         try:

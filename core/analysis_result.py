@@ -2,7 +2,7 @@
 
 `ModelReport` is the schema of the model's response (OpenAI structured outputs
 generate the JSON schema from it), so every field is required and nullable
-fields say so. Its validators reject responses a trader could not act on: a
+fields are typed as such. Its validators reject responses a trader could not act on: a
 stop on the wrong side of the entry, targets behind it, prices at or below
 zero. `AnalysisResult` is what an analysis stores: the report and the
 risk-reward multiples ChartBot computes from its prices.

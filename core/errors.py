@@ -103,8 +103,8 @@ class PermanentModelError(ModelError):
 
 
 class InvalidModelReply(ModelError):
-    """The model's structured answer did not validate: broken JSON, a missing field, or prices that contradict
-    each other. Tried once more, then the analysis fails with a refund."""
+    """The model's structured response is invalid: broken JSON, a missing field, or prices that contradict
+    each other. It is requested once more, then the analysis fails with a refund."""
 
 
 class TooManyCharts(ChartBotError):

@@ -132,7 +132,7 @@ class ChartFindings(BaseModel):
 
 
 class PreparedImage(BaseModel):
-    """How one chart was prepared for the model, and the vision tokens that saved."""
+    """The record of one chart's preparation for the model, and of the vision tokens it saved."""
 
     original_width: int = Field(gt=0)
     original_height: int = Field(gt=0)
@@ -164,7 +164,7 @@ class ChartAgreement(BaseModel):
 class ModelAnswer(BaseModel):
     """The vision model's output for an analysis.
 
-    `text` is what the offline analyzer writes; the vision model answers with
+    `text` is what the offline analyzer writes. The vision model returns
     `result` (structured outputs) and leaves `text` empty.
     """
 

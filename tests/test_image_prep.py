@@ -113,8 +113,10 @@ def test_exif_orientation_applied():
         top = image.convert("RGB").getpixel((50, 20))
         bottom = image.convert("RGB").getpixel((50, 180))
     # Turned clockwise, the red left half is on top.
-    assert top[0] > 200 and top[2] < 60
-    assert bottom[2] > 200 and bottom[0] < 60
+    assert top[0] > 200
+    assert top[2] < 60
+    assert bottom[2] > 200
+    assert bottom[0] < 60
 
 
 def test_metadata_stripped():
@@ -127,7 +129,8 @@ def test_metadata_stripped():
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", pnginfo=text, exif=exif)
     data = buffer.getvalue()
-    assert b"tEXt" in data and b"eXIf" in data
+    assert b"tEXt" in data
+    assert b"eXIf" in data
 
     prepared = prepare_chart(data, chart_area=None, detail="high", max_pixels=MAX_PIXELS)
     for chunk in (b"tEXt", b"iTXt", b"zTXt", b"eXIf", b"iCCP"):
@@ -170,7 +173,10 @@ def test_chart_area_covers_plot_and_price_labels():
     assert findings.chart_area == reading.chart_area
     x0, y0, x1, y1 = reading.chart_area
     px0, py0, px1, py1 = reading.plot_area
-    assert x0 <= px0 and y0 <= py0 and x1 >= px1 and y1 >= py1
+    assert x0 <= px0
+    assert y0 <= py0
+    assert x1 >= px1
+    assert y1 >= py1
     # The price labels of this chart end at column 1764, and its rotated dates reach row 960.
     assert x1 >= 1764
     assert y1 >= 960

@@ -35,7 +35,7 @@ HIGH_DETAIL_SHORT_SIDE = 768
 # Text lines whose boxes (as find_text_boxes measures them, about the height
 # of a digit) are at least this many pixels tall stay legible. Seven rows is
 # the height of the 5 x 7 character cell, the smallest in which all digits
-# and capitals keep distinct shapes; one row more leaves a margin for the
+# and capitals keep distinct shapes. One row more leaves a margin for the
 # blur of scaling.
 # NOTE: a design floor, not a measured limit of GPT-4o. Tesseract, a weaker
 # reader, still read the price axis of 12 of the 16 rendered charts with
@@ -85,7 +85,7 @@ def image_tokens(width: int, height: int, detail: str) -> int:
 
 
 def _model_scale(width: int, height: int, detail: str) -> float:
-    """Return the factor by which OpenAI scales a width x height image before the model sees it."""
+    """Return the factor by which OpenAI scales a width x height image before the model reads it."""
     if detail == "low":
         return min(1.0, TILE_SIDE / max(width, height))
     scaled_width, _ = _high_detail_size(width, height)
@@ -184,12 +184,12 @@ def prepare_chart(
 ) -> PreparedChart:
     """Decode, crop and scale a chart image so that it costs the model as few tokens as legibility allows.
 
-    Parameters: `data` is the file's bytes; `chart_area` the (x0, y0, x1, y1)
-    pixels of the upright image to keep, as the chart reader found them, or
-    None; `detail` the OpenAI image detail, "low" or "high"; `max_pixels` the
-    largest width x height decoded, checked on the header first. The text
-    must stay at MIN_TEXT_HEIGHT pixels or more as the model sees it, or as
-    large as the model would see it in the original when that is smaller.
+    Parameters: `data` is the file's bytes. `chart_area` is the (x0, y0, x1,
+    y1) pixels of the upright image to keep, as the chart reader found them,
+    or None. `detail` is the OpenAI image detail, "low" or "high".
+    `max_pixels` is the largest width x height decoded, checked on the header
+    first. The text must stay at MIN_TEXT_HEIGHT pixels or more as the model
+    receives it, or as large as in the original when that is smaller.
     When that cuts no tokens, the whole image is sent, scaled only to the
     size OpenAI would scale it to anyway. The result is a PNG without
     metadata. Raises ChartUnreadable for bytes that are not a still image
@@ -206,7 +206,7 @@ def prepare_chart(
     crop = rgb if box is None else rgb[box[1] : box[3], box[0] : box[2]]
     crop_height, crop_width = crop.shape[:2]
     text_height = measure_text_height(crop)
-    # The text may shrink to the legible floor, or to its size in the original as the model sees it.
+    # The text may shrink to the legible floor, or to its size in the original as the model receives it.
     min_scale = original_scale
     if text_height is not None:
         min_scale = min(MIN_TEXT_HEIGHT / text_height, original_scale)
@@ -241,8 +241,8 @@ def model_image_preparer(*, detail: str, max_pixels: int):
     """Return the function the model client prepares each chart with: (chart, findings) -> (image to send,
     record).
 
-    An image that cannot be prepared (the reader's decoder refused it) is
-    sent as the user sent it, and the record says it cost what it cost.
+    An image that cannot be prepared (the reader's decoder rejected it) is
+    sent as the user sent it, with a record of its original token cost.
     """
 
     def prepare(image: ChartImage, findings: ChartFindings | None) -> tuple[ChartImage, PreparedImage]:

@@ -52,14 +52,14 @@ def _context(context: ContextTypes.DEFAULT_TYPE) -> BotContext:
 
 
 async def album_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A trader sends a photo as part of an album."""
+    """Handle a photo sent as part of an album."""
     message = update.effective_message
     photo = message.photo[-1]
     await _collect(update, context, kind="photo", file_id=photo.file_id, file_size=photo.file_size, mime_type=None)
 
 
 async def album_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A trader sends a file as part of an album; its type is checked when the album is submitted."""
+    """Handle a file sent as part of an album. Its type is checked when the album is submitted."""
     document = update.effective_message.document
     await _collect(update, context, kind="document", file_id=document.file_id, file_size=document.file_size,
                    mime_type=(document.mime_type or "").lower() or None)

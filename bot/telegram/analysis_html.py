@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.telegram.formatting import escape
 from core.analysis_result import AnalysisResult, ChartReport, TradeIdea
 
-# Longest model-written text shown per field. The prompt requests a few sentences at most.
+# Maximum length of model-written text shown per field. The prompt requests a few sentences at most.
 SUMMARY_MAX_CHARS = 1200
 NOTE_MAX_CHARS = 300
 

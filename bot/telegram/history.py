@@ -190,7 +190,7 @@ async def _show_analysis(context: ContextTypes.DEFAULT_TYPE, chat_id: int, analy
 
 
 async def history_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A trader presses a /history button: Prev or Next, or one of their analyses."""
+    """Handle a press on a /history button: Prev or Next, or one of the trader's analyses."""
     query = update.callback_query
     user_id = str(query.from_user.id)
     action = read(callback_key(context.bot.token), user_id, query.data)

@@ -70,7 +70,7 @@ def _subject(analysis: Analysis) -> list[str]:
 
 
 def _outcome(analysis: Analysis) -> list[str]:
-    """Return the bias of a finished analysis, or the status of one that is not finished."""
+    """Return the bias of a finished analysis, or the status of an unfinished one."""
     if analysis.status in _STATUS_LABELS:
         return [_STATUS_LABELS[analysis.status]]
     if analysis.status is AnalysisStatus.FAILED:

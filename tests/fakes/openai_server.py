@@ -28,7 +28,7 @@ def chart_report(number: int) -> dict[str, Any]:
 
 
 def default_report(charts: int) -> dict[str, Any]:
-    """A valid structured answer (core.analysis_result.ModelReport) covering `charts` charts."""
+    """Return a valid structured response (core.analysis_result.ModelReport) covering `charts` charts."""
     return {
         "readable_chart": True, "bias": "bullish", "confidence": "medium",
         "charts": [chart_report(number) for number in range(1, charts + 1)],
