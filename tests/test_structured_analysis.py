@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-import pytest_asyncio
 
 from bot.telegram import messages
 from bot.views.usage import limit_refusal
@@ -28,14 +27,6 @@ from workers.reading import OfflineChartReader
 
 RENDERED = [CHARTS / "rendered" / f"rendered-0{n}.png" for n in (0, 1, 2)]
 DISCLAIMER = "\n\n<i>Not financial advice.</i>"
-
-
-@pytest_asyncio.fixture
-async def openai_server():
-    server = FakeOpenAIServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def _runner(services, server: FakeOpenAIServer, notifier) -> AnalysisRunner:
