@@ -265,6 +265,8 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     outcome = _answer_fields(answer, findings, runner)
     outcome.update(attempts=attempts, model_seconds=round(model_seconds, 4))
     report = answer.result.report if answer.result is not None else None
+    # NOTE: refunds are per analysis. An album with one chart the model marks unreadable is charged in full
+    # (that chart shows as not readable), and one chart the reader rejects refunds the whole album.
     if report is not None and not report.readable_chart:
         # The model could not read any chart, so the user is refunded. The response is kept for the operator.
         await services.analyses.update(analysis_id, outcome)
