@@ -58,26 +58,46 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 
 class MongoAnalysisRepository:
     """Analysis records in `analyses`, keyed by the analysis id; the chart reader's findings in
-    `analysis_findings` under the same id.
+    `analysis_findings` and the model's structured result in `analysis_results` under the same id.
 
-    The findings (every bar, swing and level) are most of a record's size and
-    are written once and rarely read. Kept apart, the records the workers read
-    and update several times per analysis stay small: FerretDB v1 finds even
-    an `_id` by reading the collection's documents in turn. `get` returns a
-    record without its findings; `findings` reads them.
+    The findings (every bar, swing and level) and the result are most of a
+    record's size and are written once. Kept apart, the records the workers
+    read and update several times per analysis stay small: FerretDB v1 finds
+    even an `_id` by reading the collection's documents in turn, so its time
+    grows with their size. `get` returns a record with its result (read only
+    when the record says it has one) and without its findings; `findings`
+    reads them.
     """
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._collection = db.analyses
         self._findings = db.analysis_findings
+        self._results = db.analysis_results
 
     async def add(self, analysis: Analysis) -> None:
         document = to_bson(analysis)
         document["_id"] = document.pop("id")
         findings = document.pop("findings", [])
+        result = document.pop("result", None)
+        if result is not None:
+            await self._store_result(analysis.id, result)
+            document["result_stored"] = True
         await self._collection.insert_one(document)
         if findings:
             await self._store_findings(analysis.id, findings)
+
+    async def _store_result(self, analysis_id: str, result: dict) -> None:
+        # The result goes in before the record points at it, so a reader never finds the flag without it.
+        await self._results.replace_one({"_id": analysis_id}, {"_id": analysis_id, "result": result}, upsert=True)
+
+    async def _with_result(self, document: dict[str, Any]) -> dict[str, Any]:
+        if document.pop("result_stored", False):
+            stored = await self._results.find_one({"_id": document["_id"]})
+            if stored is None:
+                logger.error("analysis result missing analysis=%s", document["_id"])
+            else:
+                document["result"] = stored["result"]
+        return document
 
     async def _store_findings(self, analysis_id: str, findings: list) -> None:
         try:
@@ -93,12 +113,17 @@ class MongoAnalysisRepository:
 
     async def get(self, analysis_id: str) -> Analysis | None:
         document = await self._collection.find_one({"_id": analysis_id})
-        return None if document is None else _to_analysis(document)
+        return None if document is None else _to_analysis(await self._with_result(document))
 
     async def update(self, analysis_id: str, changes: dict[str, Any]) -> None:
         changes = dict(changes)
         if "findings" in changes:
             await self._store_findings(analysis_id, to_bson({"findings": changes.pop("findings")})["findings"])
+        if "result" in changes:
+            result = changes.pop("result")
+            if result is not None:
+                await self._store_result(analysis_id, to_bson(result))
+            changes["result_stored"] = result is not None
         if not changes:
             return
         result = await self._collection.update_one({"_id": analysis_id}, {"$set": to_bson(changes)})
@@ -107,14 +132,14 @@ class MongoAnalysisRepository:
 
     async def list_for_user(self, platform: str, user_id: str, *, limit: int, skip: int = 0) -> list[Analysis]:
         cursor = self._collection.find({"platform": platform, "user_id": user_id}).sort("created_at", DESCENDING)
-        return [_to_analysis(document) async for document in cursor.skip(skip).limit(limit)]
+        return [_to_analysis(await self._with_result(document)) async for document in cursor.skip(skip).limit(limit)]
 
     async def count_for_user(self, platform: str, user_id: str) -> int:
         return await self._collection.count_documents({"platform": platform, "user_id": user_id})
 
     async def archive_pending(self, *, limit: int) -> list[Analysis]:
         cursor = self._collection.find({"archive_pending": True}).sort("created_at", ASCENDING)
-        return [_to_analysis(document) async for document in cursor.limit(limit)]
+        return [_to_analysis(await self._with_result(document)) async for document in cursor.limit(limit)]
 
 
 def _to_analysis(document: dict[str, Any]) -> Analysis:

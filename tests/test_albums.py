@@ -18,6 +18,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from adapters.mongo import MongoAnalysisRepository
 from adapters.redis_albums import RedisAlbumBuffer
 from core.albums import AlbumPart, AlbumRole, CloseStatus, PartAdded, collect_album
 from core.analysis import AnalysisServices, Upload, submit_uploads
@@ -437,14 +438,14 @@ async def test_album_one_analysis_across_processes(stack: AlbumStack):
     [text] = [part["text"] for part in requests[0]["messages"][1]["content"] if part["type"] == "text"]
     assert text.startswith(f"Analyse these 3 charts together. The trader's question or context: {caption}\n\n")
     assert record["prompt_version"] == "multi-chart-analysis-v1"
-    assert len(record["result"]["report"]["charts"]) == 3
+    stored = await MongoAnalysisRepository(stack.db).get(record["_id"])
+    assert len(stored.result.report.charts) == 3
     assert stack.logs().count(f"album closed chat={user} album={album}") == 1
 
     # The acknowledgement is edited into the analysis of the three charts.
     await stack.telegram.wait_for(
         lambda: any(m.text.startswith("📊") for m in stack.telegram.chat(user)), timeout=30)
     [final] = [m for m in stack.telegram.chat(user) if m.text.startswith("📊")]
-    stored = Analysis.model_validate({**record, "id": record["_id"]})
     assert [final.text] == analysis_messages(stored)
     assert final.text.startswith(f"📊 <b>Analysis of 3 charts</b>\n<i>Your question: {caption}</i>\n\n"
                                  "🟢 <b>Bullish</b> · medium confidence\n\n<b>Chart 1</b> · BTCUSDT · 1D\n")

@@ -9,8 +9,10 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongo import IMAGE_CHUNK_BYTES, MongoAnalysisRepository, MongoImageStore, ensure_indexes
+from core.analysis_result import AnalysisResult, ModelReport
 from core.models import Analysis, AnalysisStatus, ChartFindings, ImageInfo, Platform, StoredImage, TokenUsage
 from core.usage_records import Reservation
+from tests.fakes.openai_server import default_report
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -108,3 +110,25 @@ async def test_findings_stored_apart_once(mongo_db):
     assert stored.attempts == 1
     assert "findings" not in await mongo_db.analyses.find_one({"_id": "f1"})
     assert await repository.findings("missing") == []
+
+
+async def test_result_stored_apart_and_read_back(mongo_db):
+    repository = MongoAnalysisRepository(mongo_db)
+    await repository.add(_analysis("r1"))
+    assert (await repository.get("r1")).result is None
+    report = ModelReport.model_validate(default_report(2))
+    result = AnalysisResult.from_report(report)
+
+    await repository.update("r1", {"result": result, "status": AnalysisStatus.DONE})
+
+    stored = await repository.get("r1")
+    assert stored.result == result
+    assert stored.status is AnalysisStatus.DONE
+    raw = await mongo_db.analyses.find_one({"_id": "r1"})
+    assert "result" not in raw
+    assert raw["result_stored"] is True
+    [listed] = await repository.list_for_user("telegram", "9", limit=5)
+    assert listed.result == result
+
+    await repository.add(_analysis("r2", minutes=1).model_copy(update={"result": result}))
+    assert (await repository.get("r2")).result == result

@@ -237,9 +237,12 @@ async def test_photo_and_document_each_get_one_analysis(stack: Stack):
         assert record["refunded"] is False
         # 1,234 input tokens at $2.50 and 321 output tokens at $10.00 per million.
         assert record["cost_usd"] == 0.006295
-        assert record["result"]["report"] == ModelReport.model_validate(default_report(1)).model_dump()
-        assert record["result"]["risk_reward"] == [3.18, 4.27]
         assert record["result_text"] is None
+        # The structured result is kept apart from the record, which only says that it has one.
+        assert record["result_stored"] is True
+        stored = await stack.db.analysis_results.find_one({"_id": record["_id"]})
+        assert stored["result"]["report"] == ModelReport.model_validate(default_report(1)).model_dump()
+        assert stored["result"]["risk_reward"] == [3.18, 4.27]
     # The worker uploaded each chart to the archive (the fake Cloudinary) after replying.
     for _ in range(100):
         records = await stack.db.analyses.find({"user_id": str(user)}).to_list()
