@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +80,23 @@ async def start_polling_bot(telegram, env: dict[str, str], log_path: Path) -> Ch
         await bot.stop()
         raise AssertionError(f"the bot did not start polling; its log:\n{bot.log()}") from None
     return bot
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_until_serving(client: httpx.AsyncClient, process: ChartBotProcess, *, timeout: float = 90) -> None:
+    """Wait until the `chartbot web` process behind `client` serves GET /healthz with status 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"chartbot web did not answer /healthz; its log:\n{process.log()[-3000:]}")

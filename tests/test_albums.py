@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from bot.telegram.messages import analysis_messages
 from tests.conftest import BAD_INPUTS, CHARTS
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.telegram_server import FakeTelegramServer
-from tests.processes import ChartBotProcess, stack_env
+from tests.processes import ChartBotProcess, free_port, stack_env, wait_until_serving
 from tests.worker_stack import with_database
 from workers.prompt import MULTI_CHART_PROMPT, load_prompt
 
@@ -236,11 +235,6 @@ async def test_submit_uploads_one_use_per_chart():
 
 # Two web processes in webhook mode, a worker, and the fake servers.
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @dataclass
 class AlbumStack:
@@ -286,16 +280,6 @@ class AlbumStack:
         return "\n".join(process.log() for process in self.web)
 
 
-async def _wait_until_serving(client: httpx.AsyncClient, process: ChartBotProcess) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"chartbot web did not answer /healthz; its log:\n{process.log()[-3000:]}")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -316,7 +300,7 @@ async def stack(services_env, tmp_path_factory):
     logs = tmp_path_factory.mktemp("album-logs")
     web, clients = [], []
     for name in ("a", "b"):
-        port = _free_port()
+        port = free_port()
         process_env = {**env, "WEB_PORT": str(port),
                        "TELEGRAM_WEBHOOK_URL": f"https://127.0.0.1:{port}/telegram/webhook"}
         web.append(ChartBotProcess("web", process_env, logs / f"web-{name}.log"))
@@ -328,7 +312,7 @@ async def stack(services_env, tmp_path_factory):
         for process in [*web, worker]:
             await process.start()
         for client, process in zip(clients, web, strict=True):
-            await _wait_until_serving(client, process)
+            await wait_until_serving(client, process)
         yield stack
     finally:
         for client in clients:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,32 +14,17 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests import billing_support as support
-from tests.processes import ROOT, ChartBotProcess
+from tests.processes import ROOT, ChartBotProcess, free_port, wait_until_serving
 
 TELEGRAM_SECRET = "web-process-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
-
-async def _wait_until_serving(client: httpx.AsyncClient, process: ChartBotProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"chartbot web did not answer /healthz; its log:\n{process.log()[-3000:]}")
 
 
 async def test_web_process_serves_both_webhooks(services_env, telegram_server, tmp_path):
     database = f"web_{uuid.uuid4().hex[:10]}"
-    port = _free_port()
+    port = free_port()
     env = {
         "TELEGRAM_BOT_TOKEN": telegram_server.token,
         "TELEGRAM_API_URL": telegram_server.url,
@@ -62,7 +45,7 @@ async def test_web_process_serves_both_webhooks(services_env, telegram_server, t
     await process.start()
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:
-        await _wait_until_serving(client, process)
+        await wait_until_serving(client, process, timeout=60)
         assert telegram_server.webhook["url"] == env["TELEGRAM_WEBHOOK_URL"]
         assert telegram_server.webhook["secret_token"] == TELEGRAM_SECRET
 

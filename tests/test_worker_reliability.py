@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from adapters.redis_jobs import RedisJobRegistry
 from core.models import AnalysisStatus
 from tests.conftest import CHARTS
 from tests.fakes.openai_server import DEFAULT_REPORT_HTML, Failure
+from tests.processes import free_port
 from tests.worker_stack import WorkerStack, kill
 
 pytestmark = pytest.mark.asyncio
@@ -286,12 +286,6 @@ async def test_progress_edits_in_order_and_paced(services_env, tmp_path):
         await stack.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _start_redis(port: int, directory) -> subprocess.Popen:
     process = subprocess.Popen(
         [shutil.which("redis-server"), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
@@ -312,7 +306,7 @@ async def _start_redis(port: int, directory) -> subprocess.Popen:
 
 
 async def test_queued_jobs_survive_redis_crash(services_env, tmp_path):
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "redis"
     data.mkdir()
     redis_server = await _start_redis(port, data)
