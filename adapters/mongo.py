@@ -65,7 +65,7 @@ class MongoAnalysisRepository:
     read and update several times per analysis stay small: FerretDB v1 finds
     even an `_id` by reading the collection's documents in turn, so its time
     grows with their size. `get` returns a record with its result (read only
-    when the record says it has one) and without its findings; `findings`
+    when the record's `result_stored` flag is set) and without its findings; `findings`
     reads them.
     """
 

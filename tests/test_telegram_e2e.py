@@ -238,7 +238,7 @@ async def test_photo_and_document_each_get_one_analysis(stack: Stack):
         # 1,234 input tokens at $2.50 and 321 output tokens at $10.00 per million.
         assert record["cost_usd"] == 0.006295
         assert record["result_text"] is None
-        # The structured result is kept apart from the record, which only says that it has one.
+        # The structured result is kept apart from the record, which only carries a flag for it.
         assert record["result_stored"] is True
         stored = await stack.db.analysis_results.find_one({"_id": record["_id"]})
         assert stored["result"]["report"] == ModelReport.model_validate(default_report(1)).model_dump()

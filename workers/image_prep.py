@@ -39,7 +39,7 @@ HIGH_DETAIL_SHORT_SIDE = 768
 # blur of scaling.
 # NOTE: a design floor, not a measured limit of GPT-4o. Tesseract, a weaker
 # reader, still read the price axis of 12 of the 16 rendered charts with
-# their labels scaled to 7 pixels, and of 13 at 8 pixels; at 7 pixels it
+# their labels scaled to 7 pixels, and of 13 at 8 pixels. At 7 pixels it
 # misread rendered-12's last price by 5% once the title band was kept.
 MIN_TEXT_HEIGHT = 8.0
 

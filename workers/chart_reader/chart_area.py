@@ -59,8 +59,8 @@ def find_chart_area(
     The plot area covers the bars only. The price-axis label columns are
     added first. Then rows of marks and grid lines below and above are
     joined while no gap between them is wider than JOIN_GAP_TEXT_HEIGHTS text
-    heights, which takes in the time-axis labels and a volume panel, and then
-    columns of marks the same way. Without a price-axis label column the
+    heights. This takes in the time-axis labels and a volume panel. Columns
+    of marks are joined the same way after that. Without a price-axis label column the
     area is the whole image, because the labels, and a trader's notes, may
     stand further from the bars than any gap rule allows. `mark_map` holds
     the marks the plot area was measured on.
