@@ -94,19 +94,24 @@ def test_low_detail_costs_85_tokens():
     assert max(record.width, record.height) == 512
 
 
-def _oriented_jpeg() -> bytes:
-    """A 200x100 JPEG, left half red and right half blue, tagged to be turned 90 degrees clockwise."""
+def _oriented_image(image_format: str = "JPEG") -> bytes:
+    """A 200x100 image, left half red and right half blue, tagged to be turned 90 degrees clockwise."""
     image = Image.new("RGB", (200, 100), (0, 0, 255))
     image.paste((255, 0, 0), (0, 0, 100, 100))
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", exif=exif, quality=95)
+    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(image_format, {})
+    image.save(buffer, format=image_format, exif=exif, **options)
     return buffer.getvalue()
 
 
-def test_exif_orientation_applied():
-    prepared = prepare_chart(_oriented_jpeg(), chart_area=None, detail="high", max_pixels=MAX_PIXELS)
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_applied(image_format):
+    data = _oriented_image(image_format)
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.format, image.size, image.getexif()[0x0112]) == (image_format, (200, 100), 6)
+    prepared = prepare_chart(data, chart_area=None, detail="high", max_pixels=MAX_PIXELS)
     assert (prepared.record.original_width, prepared.record.original_height) == (100, 200)
     with Image.open(io.BytesIO(prepared.data)) as image:
         assert image.size == (100, 200)
@@ -141,7 +146,7 @@ def test_metadata_stripped():
 
 
 def test_oriented_jpeg_loses_its_exif():
-    prepared = prepare_chart(_oriented_jpeg(), chart_area=None, detail="high", max_pixels=MAX_PIXELS)
+    prepared = prepare_chart(_oriented_image(), chart_area=None, detail="high", max_pixels=MAX_PIXELS)
     with Image.open(io.BytesIO(prepared.data)) as image:
         assert dict(image.getexif()) == {}
 

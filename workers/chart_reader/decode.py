@@ -19,6 +19,8 @@ MIN_SIDE = 64
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+_ORIENTATION_TAG = 0x0112
+
 
 def _declared_pixels(data: bytes) -> int | None:
     """Read width x height from a PNG header, for an image too large for Pillow to open."""
@@ -85,13 +87,25 @@ def _decode_with_pillow(image: Image.Image) -> np.ndarray:
     return _composite_on_white(np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]))
 
 
+def _orientation(image: Image.Image, data: bytes) -> int:
+    """Return the EXIF orientation tag, 1 (upright) when the image has none."""
+    # Looking for the chunk first spares a PNG without one the full decode Pillow does to look for an
+    # eXIf chunk written after the pixel data.
+    if "exif" not in image.info and b"eXIf" not in data:
+        return 1
+    try:
+        return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ChartUnreadable("image data is truncated or damaged: send the original file again") from error
+
+
 def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     """Decode a still image into an RGB uint8 array of shape (height, width, 3).
 
     Parameters: `data` is the file's bytes; `max_pixels` the largest width x
     height accepted, checked on the header before decoding. Raises
     ChartUnreadable for an empty, unknown, animated, truncated, too large or
-    too small image. EXIF orientation is applied to JPEGs.
+    too small image. EXIF orientation is applied.
     """
     if not data:
         raise ChartUnreadable("the file is empty")
@@ -111,7 +125,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
                 raise ChartUnreadable(
                     f"image is {width}x{height} pixels, too small for a chart (at least {MIN_SIDE} a side)"
                 )
-            pixels = _decode_with_opencv(data, image.format or "")
+            # OpenCV applies the EXIF orientation of a JPEG only, so a PNG or WebP turned by it goes to Pillow.
+            turned = image.format != "JPEG" and _orientation(image, data) not in (0, 1)
+            pixels = None if turned else _decode_with_opencv(data, image.format or "")
             if pixels is None or pixels.shape[:2] not in ((height, width), (width, height)):
                 pixels = _decode_with_pillow(image)
             return pixels
