@@ -168,6 +168,13 @@ def agreement(findings: Sequence[ChartFindings], report: ModelReport) -> list[Ch
     return rows
 
 
+def _unreadable_charts(report: ModelReport | None, charts: int) -> list[int]:
+    """Return the numbers of the charts, of the `charts` sent, that the model marked not readable."""
+    if report is None:
+        return []
+    return sorted({chart.chart for chart in report.charts if not chart.readable and 0 < chart.chart <= charts})
+
+
 def _answer_fields(answer: ModelAnswer, findings: Sequence[ChartFindings], runner: AnalysisRunner) -> dict:
     """Return the analysis fields a model response sets: the result, the prompt, tokens, cost and preparation."""
     fields = {
@@ -218,6 +225,8 @@ async def _finish_delivered_again(analysis: Analysis, runner: AnalysisRunner) ->
         return analysis
     try:
         if analysis.status is AnalysisStatus.DONE:
+            if analysis.refunded_charts:
+                await runner.services.usage.refund_charts(analysis.reservation, analysis.refunded_charts)
             await runner.notifier.analysis_done(analysis)
         else:
             await runner.services.usage.refund(analysis.reservation)
@@ -265,17 +274,23 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     outcome = _answer_fields(answer, findings, runner)
     outcome.update(attempts=attempts, model_seconds=round(model_seconds, 4))
     report = answer.result.report if answer.result is not None else None
-    # NOTE: refunds are per analysis. An album with one chart the model marks unreadable is charged in full
-    # (that chart shows as not readable), and one chart the reader rejects refunds the whole album.
-    if report is not None and not report.readable_chart:
+    unreadable = _unreadable_charts(report, len(analysis.images))
+    if report is not None and (not report.readable_chart or len(unreadable) == len(analysis.images)):
         # The model could not read any chart, so the user is refunded. The response is kept for the operator.
         await services.analyses.update(analysis_id, outcome)
         logger.info("model found no readable chart analysis=%s", analysis_id)
         return await fail_analysis(analysis.model_copy(update=outcome), services, runner.notifier,
                                    failure=FailureKind.NOT_A_CHART, error="the model found no readable chart")
 
+    if unreadable:
+        # The refund is keyed by the analysis, so a job run again after a crash gives it once.
+        await services.usage.refund_charts(analysis.reservation, unreadable)
+        outcome["refunded_charts"] = unreadable
+        logger.info("model could not read charts of an album analysis=%s charts=%s", analysis_id, unreadable)
     # NOTE: a cancel that lands between the last safe point and this write is refunded by the canceller,
-    # and the reply below is still sent; the window is the time of one MongoDB update.
+    # and the reply below is still sent; the window is the time of one MongoDB update. A part refund
+    # of unreadable charts made in that window is given on top of the canceller's.
+    # The reader rejecting one chart of an album still fails and refunds the whole album.
     done = {"status": AnalysisStatus.DONE, **outcome, "finished_at": services.clock()}
     await services.analyses.update(analysis_id, done)
     analysis = analysis.model_copy(update=done)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -148,15 +149,30 @@ class UsageService:
 
     async def refund(self, reservation: Reservation) -> bool:
         """Give back exactly the reserved uses, once however often it is called; returns False on a repeat."""
+        return await self._give_back(reservation, refund_key=reservation.analysis_id)
+
+    async def refund_charts(self, reservation: Reservation, charts: Sequence[int]) -> bool:
+        """Give back one use per chart in `charts` of a finished album, once however often it is called.
+
+        For the charts of an album the model could not read while it analysed
+        the rest. Returns False on a repeat.
+        """
+        if not 0 < len(charts) < reservation.units:
+            raise ValueError(f"a part refund is 1 to {reservation.units - 1} charts, not {len(charts)}")
+        part = reservation.model_copy(update={"units": len(charts)})
+        numbers = ",".join(str(chart) for chart in charts)
+        return await self._give_back(part, refund_key=f"{reservation.analysis_id}:charts",
+                                     note=f"charts not readable: {numbers}")
+
+    async def _give_back(self, reservation: Reservation, *, refund_key: str, note: str | None = None) -> bool:
         key = user_key(reservation.platform, reservation.user_id)
         window = CounterWindow(user_key=key, day=reservation.day, period=reservation.period,
                                day_ttl_seconds=60, period_ttl_seconds=60)
         # Counters first, then the ledger: each step is idempotent on its own, so a retried
         # refund after a crash between them completes without counting twice.
-        refunded_now = await self.counters.refund(window, units=reservation.units,
-                                                  refund_key=reservation.analysis_id)
+        refunded_now = await self.counters.refund(window, units=reservation.units, refund_key=refund_key)
         recorded_now = await self.ledger.record(
-            self._entry("refund", reservation, id=f"refund:{reservation.analysis_id}")
+            self._entry("refund", reservation, id=f"refund:{refund_key}", note=note)
         )
         if refunded_now or recorded_now:
             logger.info("usage refunded analysis=%s user=%s units=%d", reservation.analysis_id, key,

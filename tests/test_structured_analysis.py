@@ -4,23 +4,28 @@ run with a refund on every failure, and the result rendered as the chat shows it
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.mongo import MongoAnalysisRepository, MongoImageStore, ensure_indexes
+from adapters.mongo_usage import MongoSubscriptionRepository, MongoUsageLedger, ensure_usage_indexes
+from adapters.redis_usage import RedisUsageCounters
 from bot.telegram import messages
 from bot.views.usage import limit_refusal
 from bot.telegram.analysis_html import analysis_blocks, format_price
-from core.analysis import request_analysis
+from core.analysis import AnalysisServices, request_analysis
 from core.analysis_result import AnalysisResult, ModelReport
 from core.analysis_run import AnalysisRunner, RetryPolicy, run_analysis
 from core.errors import UsageLimitExceeded
 from core.images import inspect_image
 from core.events import Progress, Stage
+from core.plans import load_plans
+from core.usage import UsageService
 from core.models import AnalysisJob, AnalysisStatus, ChartAgreement, ChartImage, FailureKind, Platform
 from tests.conftest import CHARTS
 from tests.fakes.openai_server import DEFAULT_REPORT_HTML, FakeOpenAIServer, chart_report, default_report
-from tests.test_analysis_core import RecordingNotifier, _services, _used_today
+from tests.test_analysis_core import NOW, RecordingNotifier, RecordingQueue, _services, _used_today
 from workers.openai_analyzer import OpenAIChartAnalyzer, build_openai_client
 from workers.prompt import MULTI_CHART_PROMPT, SINGLE_CHART_PROMPT, load_prompt, reader_facts
 from workers.reading import OfflineChartReader
@@ -258,3 +263,74 @@ def test_album_limit_refusal_says_what_fits(used, sentence):
     text, _ = limit_refusal(error, now=datetime(2026, 3, 14, 22, 30, tzinfo=UTC))
     assert text == (f"🚫 You have used {used} of your 3 chart analyses for today on the Free plan.{sentence}"
                     " The limit resets at 00:00 UTC on 2026-03-15 (in 1 h 30 min). This request was not counted.")
+
+
+async def _stored_services(mongo_db, redis_client) -> AnalysisServices:
+    """Services on the real stores: analyses and images in MongoDB, usage in Redis and the MongoDB ledger."""
+    await ensure_indexes(mongo_db)
+    await ensure_usage_indexes(mongo_db)
+    plans = load_plans()
+    plans = plans.model_copy(update={"free": plans.free.model_copy(update={"daily_limit": 5})})
+    usage = UsageService(counters=RedisUsageCounters(redis_client), ledger=MongoUsageLedger(mongo_db),
+                         subscriptions=MongoSubscriptionRepository(mongo_db), plans=plans,
+                         past_due_grace=timedelta(days=3), clock=lambda: NOW)
+    return AnalysisServices(analyses=MongoAnalysisRepository(mongo_db), images=MongoImageStore(mongo_db),
+                            usage=usage, queue=RecordingQueue(), clock=lambda: NOW)
+
+
+async def test_album_chart_the_model_cannot_read_is_refunded(openai_server, mongo_db, redis_client):
+    services = await _stored_services(mongo_db, redis_client)
+    report = default_report(3)
+    report["charts"][1] = chart_report(2) | {"readable": False, "symbol": None, "timeframe": None}
+    openai_server.answers = [report]
+    notifier = RecordingNotifier()
+    analysis = await request_analysis(_job(RENDERED), services, notifier)
+    runner = _runner(services, openai_server, notifier)
+    done = await run_analysis(analysis.id, runner)
+
+    assert done.status is AnalysisStatus.DONE
+    assert done.refunded is False
+    assert done.refunded_charts == [2]
+    assert (await services.analyses.get(done.id)).refunded_charts == [2]
+    assert await _used_today(services) == 2
+    ledger = {entry.id: (entry.kind, entry.units, entry.note)
+              for entry in await services.usage.ledger.entries("telegram:42", limit=10)}
+    assert ledger == {f"use:{done.id}": ("use", 3, None),
+                      f"refund:{done.id}:charts": ("refund", 1, "charts not readable: 2")}
+    [text] = messages.analysis_messages(done)
+    assert "<b>Chart 2</b>\nNot readable as a price chart." in text
+    assert text.endswith("\n\n↩️ Chart 2 could not be read as a price chart, so its use was refunded." + DISCLAIMER)
+
+    # A job delivered again after the reply neither refunds nor replies twice.
+    await services.analyses.update(done.id, {"replied_at": NOW})
+    await run_analysis(done.id, runner)
+    # Nor does one delivered again before the reply was recorded: the refund is keyed by the analysis.
+    await services.analyses.update(done.id, {"replied_at": None})
+    await run_analysis(done.id, runner)
+    assert await _used_today(services) == 2
+    assert len(await services.usage.ledger.entries("telegram:42", limit=10)) == 2
+    assert len(openai_server.requests) == 1
+    assert [event for event in notifier.events if event[0] == "done"] == [("done", done.id)] * 2
+
+    # Redis lost its counters: the rebuild from the ledger counts the part refund too.
+    await redis_client.flushdb()
+    assert await _used_today(services) == 2
+
+
+async def test_album_of_unreadable_charts_refunded_in_full(openai_server):
+    services = _services(limit=5)
+    report = default_report(2)
+    report["charts"] = [chart_report(n) | {"readable": False} for n in (1, 2)]
+    openai_server.answers = [report]
+    failed, _ = await _run(services, openai_server, RENDERED[:2])
+
+    assert failed.failure is FailureKind.NOT_A_CHART
+    assert failed.refunded_charts == []
+    assert await _used_today(services) == 0
+
+
+def test_unreadable_charts_named_in_the_reply():
+    assert messages.unreadable_charts_refunded([1, 3]) == (
+        "↩️ Charts 1 and 3 could not be read as price charts, so their 2 uses were refunded.")
+    assert messages.unreadable_charts_refunded([1, 2, 4]) == (
+        "↩️ Charts 1, 2 and 4 could not be read as price charts, so their 3 uses were refunded.")

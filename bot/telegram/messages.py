@@ -259,6 +259,14 @@ def failure_message(analysis: Analysis) -> str:
     return text
 
 
+def unreadable_charts_refunded(charts: list[int]) -> str:
+    """Tell the trader which charts of an album the model could not read, and that they cost nothing."""
+    if len(charts) == 1:
+        return f"↩️ Chart {charts[0]} could not be read as a price chart, so its use was refunded."
+    numbers = ", ".join(str(chart) for chart in charts[:-1]) + f" and {charts[-1]}"
+    return f"↩️ Charts {numbers} could not be read as price charts, so their {len(charts)} uses were refunded."
+
+
 def analysis_messages(analysis: Analysis) -> list[str]:
     """Render a finished analysis as one or more Telegram HTML messages.
 
@@ -269,5 +277,8 @@ def analysis_messages(analysis: Analysis) -> list[str]:
     if analysis.caption:
         header += f"\n<i>Your question: {escape(analysis.caption)}</i>"
     if analysis.result is not None:
-        return pack_html_blocks(analysis_blocks(analysis.result), header=header, footer=DISCLAIMER)
+        blocks = analysis_blocks(analysis.result)
+        if analysis.refunded_charts:
+            blocks.append(unreadable_charts_refunded(analysis.refunded_charts))
+        return pack_html_blocks(blocks, header=header, footer=DISCLAIMER)
     return render_markdown_messages(analysis.result_text or "", header=header, footer=DISCLAIMER)
