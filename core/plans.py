@@ -46,6 +46,15 @@ class PlanTable(BaseModel):
         """Return the paid tier with id `tier_id`, or None."""
         return next((tier for tier in self.tiers if tier.id == tier_id), None)
 
+    def limit_warnings(self) -> list[str]:
+        """Describe each plan whose daily limit is above its monthly one, so that the daily limit never applies."""
+        return [
+            f"plan {plan.id}: daily_limit {plan.daily_limit} is above period_limit {plan.period_limit}, "
+            "so the daily limit never applies"
+            for plan in [self.free, *self.tiers]
+            if plan.daily_limit is not None and plan.daily_limit > plan.period_limit
+        ]
+
     def tiers_for_sale(self) -> list[Plan]:
         """Return the paid tiers that have a Stripe price id, cheapest first."""
         return sorted((tier for tier in self.tiers if tier.stripe_price_id), key=lambda t: t.min_monthly_price)

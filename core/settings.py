@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import MissingSetting
 from core.images import ImageLimits
 from core.plans import PlanTable, load_plans
+
+logger = logging.getLogger(__name__)
 
 TELEGRAM_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
@@ -128,6 +130,9 @@ class Settings(BaseSettings):
         table = load_plans(self.plans_file)
         if self.free_daily_limit is not None:
             table = table.model_copy(update={"free": table.free.model_copy(update={"daily_limit": self.free_daily_limit})})
+        for warning in table.limit_warnings():
+            logger.warning("plan limits do not fit together: %s (plans file %s, FREE_DAILY_LIMIT %s)", warning,
+                           self.plans_file or "core/plans.toml", self.free_daily_limit)
         return table
 
     def image_limits(self) -> ImageLimits:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from core.models import Platform
 from core.plans import PlansFileError, calendar_month, load_plans, resolve_plan
+from core.settings import Settings
 from core.subscriptions import Subscription, SubscriptionStatus
 
 NOW = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
@@ -105,3 +107,23 @@ def test_invalid_plans_file_named(tmp_path):
     with pytest.raises(PlansFileError) as caught:
         load_plans(path)
     assert str(caught.value).startswith(f"invalid plans file {path}:")
+
+
+def test_daily_limit_above_monthly_logged_when_loaded(tmp_path, caplog):
+    path = tmp_path / "plans.toml"
+    path.write_text('[free]\nname = "Free"\ndaily_limit = 3\nperiod_limit = 10\n\n'
+                    '[[tiers]]\nid = "gold"\nname = "Gold"\nmin_monthly_price = 5\ndaily_limit = 80\nperiod_limit = 50\n')
+    with caplog.at_level(logging.WARNING, logger="core.settings"):
+        table = Settings(_env_file=None, plans_file=path).plan_table()
+        assert table.limit_warnings() == [
+            "plan gold: daily_limit 80 is above period_limit 50, so the daily limit never applies"]
+        Settings(_env_file=None, plans_file=path, free_daily_limit=20).plan_table()
+    assert [record.getMessage() for record in caplog.records] == [
+        "plan limits do not fit together: plan gold: daily_limit 80 is above period_limit 50, so the daily "
+        f"limit never applies (plans file {path}, FREE_DAILY_LIMIT None)",
+        "plan limits do not fit together: plan free: daily_limit 20 is above period_limit 10, so the daily "
+        f"limit never applies (plans file {path}, FREE_DAILY_LIMIT 20)",
+        "plan limits do not fit together: plan gold: daily_limit 80 is above period_limit 50, so the daily "
+        f"limit never applies (plans file {path}, FREE_DAILY_LIMIT 20)",
+    ]
+    assert load_plans().limit_warnings() == []
