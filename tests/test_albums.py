@@ -48,7 +48,7 @@ NOW = datetime(2026, 3, 14, 21, 30, tzinfo=UTC)
 QUEUED = "⏳ 3 charts received. You are next in the queue; the analysis will appear in this message."
 LATE = (
     "This chart arrived after the rest of its album had been sent for analysis, so it is not part of that "
-    "analysis and nothing was counted for it. Send it again on its own or in a new album."
+    "analysis. Send it again on its own or in a new album. Nothing was counted against your limit."
 )
 
 

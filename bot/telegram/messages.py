@@ -155,7 +155,7 @@ ALBUM_CHART_REJECTED = "The album was not analysed because of chart {position} o
 
 ALBUM_PART_LATE = (
     "This chart arrived after the rest of its album had been sent for analysis, so it is not part of that "
-    "analysis and nothing was counted for it. Send it again on its own or in a new album."
+    "analysis. Send it again on its own or in a new album. Nothing was counted against your limit."
 )
 
 ANALYSIS_HEADER = "📊 <b>Chart analysis</b>"
