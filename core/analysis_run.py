@@ -78,27 +78,44 @@ async def _load_images(analysis: Analysis, services: AnalysisServices) -> list[C
         raise _Failed(FailureKind.IMAGE_MISSING, f"stored image missing: {error}") from error
 
 
-async def _read_charts(analysis: Analysis, images: Sequence[ChartImage], runner: AnalysisRunner) -> list[ChartFindings]:
-    """Run the offline reader; a non-chart ends the analysis before any model call.
+async def _read_charts(
+    analysis: Analysis, images: Sequence[ChartImage], runner: AnalysisRunner
+) -> tuple[list[ChartFindings], list[int]]:
+    """Run the offline reader; returns its findings and the numbers of the charts it found not to be charts.
 
-    An image the reader cannot read at all still goes to the model: a false
-    refusal costs the trader more than a model call costs the operator.
+    When no image is a chart, the analysis ends before any model call. In an
+    album with some charts left, the others are left out of the model call and
+    refunded. An image the reader cannot read at all still goes to the model:
+    a false refusal costs the trader more than a model call costs the operator.
     """
     if runner.reader is None:
-        return []
+        return [], []
     try:
         findings = [await runner.reader.read(image) for image in images]
     except Exception as error:
         logger.warning("chart reader failed, sending to the model anyway analysis=%s error=%r", analysis.id, error)
-        return []
+        return [], []
     await runner.services.analyses.update(analysis.id, {"findings": findings})
-    for index, finding in enumerate(findings):
-        if not finding.is_chart:
-            logger.info("not a price chart analysis=%s image=%d confidence=%.2f",
-                        analysis.id, index, finding.confidence)
-            raise _Failed(FailureKind.NOT_A_CHART, f"image {index + 1} is not a price chart "
-                                                   f"(chart confidence {finding.confidence:.2f})")
-    return findings
+    rejected = [number for number, finding in enumerate(findings, start=1) if not finding.is_chart]
+    for number in rejected:
+        logger.info("not a price chart analysis=%s image=%d confidence=%.2f",
+                    analysis.id, number - 1, findings[number - 1].confidence)
+    if rejected and len(rejected) == len(images):
+        first = findings[rejected[0] - 1]
+        raise _Failed(FailureKind.NOT_A_CHART, f"image {rejected[0]} is not a price chart "
+                                               f"(chart confidence {first.confidence:.2f})")
+    return findings, rejected
+
+
+def _numbered_as_sent(answer: ModelAnswer, kept: Sequence[int]) -> ModelAnswer:
+    """Give the charts of the model's report the numbers they had in the album, when some were left out."""
+    if answer.result is None:
+        return answer
+    report = answer.result.report
+    charts = [chart.model_copy(update={"chart": kept[chart.chart - 1]}) if 0 < chart.chart <= len(kept) else chart
+              for chart in report.charts]
+    result = answer.result.model_copy(update={"report": report.model_copy(update={"charts": charts})})
+    return answer.model_copy(update={"result": result})
 
 
 async def _call_model(
@@ -243,7 +260,8 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     """Run one queued analysis: gate it, call the model, store the result and reply in its chat.
 
     A non-chart, a permanent model error, or running out of attempts fails the
-    analysis and refunds it. With `runner.cancellation` set, a cancelled
+    analysis and refunds it. In an album, each image that is not a chart or
+    that the model cannot read is refunded, and the rest are analysed. With `runner.cancellation` set, a cancelled
     analysis stops before the model call and before the reply, refunded once. A job delivered again
     after its analysis finished only completes the refund and reply a dead worker may have missed.
     """
@@ -262,9 +280,14 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
 
     try:
         images = await _load_images(analysis, services)
-        findings = await _read_charts(analysis, images, runner)
+        findings, rejected = await _read_charts(analysis, images, runner)
+        kept = [number for number in range(1, len(images) + 1) if number not in rejected]
         await _stop_if_cancelled(analysis, runner)
-        answer, attempts, model_seconds = await _call_model(analysis, images, findings, runner)
+        answer, attempts, model_seconds = await _call_model(
+            analysis, [images[number - 1] for number in kept],
+            [findings[number - 1] for number in kept] if findings else [], runner)
+        if rejected:
+            answer = _numbered_as_sent(answer, kept)
         await _stop_if_cancelled(analysis, runner)
     except _Failed as failed:
         return await fail_analysis(analysis, services, runner.notifier, failure=failed.failure, error=failed.error)
@@ -275,22 +298,23 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     outcome.update(attempts=attempts, model_seconds=round(model_seconds, 4))
     report = answer.result.report if answer.result is not None else None
     unreadable = _unreadable_charts(report, len(analysis.images))
-    if report is not None and (not report.readable_chart or len(unreadable) == len(analysis.images)):
+    if report is not None and (not report.readable_chart or len(unreadable) == len(kept)):
         # The model could not read any chart, so the user is refunded. The response is kept for the operator.
         await services.analyses.update(analysis_id, outcome)
         logger.info("model found no readable chart analysis=%s", analysis_id)
         return await fail_analysis(analysis.model_copy(update=outcome), services, runner.notifier,
                                    failure=FailureKind.NOT_A_CHART, error="the model found no readable chart")
 
-    if unreadable:
+    refunded = sorted({*rejected, *unreadable})
+    if refunded:
         # The refund is keyed by the analysis, so a job run again after a crash gives it once.
-        await services.usage.refund_charts(analysis.reservation, unreadable)
-        outcome["refunded_charts"] = unreadable
-        logger.info("model could not read charts of an album analysis=%s charts=%s", analysis_id, unreadable)
+        await services.usage.refund_charts(analysis.reservation, refunded)
+        outcome["refunded_charts"] = refunded
+        logger.info("charts of an album refunded analysis=%s not_charts=%s not_readable=%s",
+                    analysis_id, rejected, unreadable)
     # NOTE: a cancel that lands between the last safe point and this write is refunded by the canceller,
-    # and the reply below is still sent; the window is the time of one MongoDB update. A part refund
-    # of unreadable charts made in that window is given on top of the canceller's.
-    # The reader rejecting one chart of an album still fails and refunds the whole album.
+    # and the reply below is still sent; the window is the time of one MongoDB update. A refund of
+    # some charts of an album made in that window is given on top of the canceller's.
     done = {"status": AnalysisStatus.DONE, **outcome, "finished_at": services.clock()}
     await services.analyses.update(analysis_id, done)
     analysis = analysis.model_copy(update=done)

@@ -191,9 +191,10 @@ class Analysis(BaseModel):
     units: int = Field(ge=1, description="uses reserved for this analysis")
     reservation: Reservation
     refunded: bool = False
-    refunded_charts: list[int] = Field(default_factory=list,
-                                       description="charts of a finished album refunded because the model could "
-                                                   "not read them")
+    refunded_charts: list[int] = Field(
+        default_factory=list,
+        description="charts of a finished album refunded: the reader found them not to be charts, or the model "
+                    "could not read them")
     model: str | None = None
     prompt_version: str | None = None
     usage: TokenUsage | None = None

@@ -152,10 +152,10 @@ class UsageService:
         return await self._give_back(reservation, refund_key=reservation.analysis_id)
 
     async def refund_charts(self, reservation: Reservation, charts: Sequence[int]) -> bool:
-        """Give back one use per chart in `charts` of a finished album, once however often it is called.
+        """Give back one use per chart in `charts` of an album, once however often it is called.
 
-        For the charts of an album the model could not read while it analysed
-        the rest. Returns False on a repeat.
+        For the images of an album that were not charts or that the model
+        could not read, while the rest were analysed. Returns False on a repeat.
         """
         if not 0 < len(charts) < reservation.units:
             raise ValueError(f"a part refund is 1 to {reservation.units - 1} charts, not {len(charts)}")

@@ -249,7 +249,7 @@ async def test_album_failures_say_every_use_was_refunded(openai_server):
         "❌ The analysis failed because the chart model's answer could not be read, twice. "
         "Your 3 uses were refunded, so you can send the charts again.")
     assert messages.failure_message(failed.model_copy(update={"failure": FailureKind.NOT_A_CHART})) == (
-        "🤔 At least one of these images does not look like a price chart; send screenshots of candlestick, "
+        "🤔 None of these images looks like a price chart; send screenshots of candlestick, "
         "bar or line charts. Your 3 uses were refunded.")
     assert await _used_today(services) == 0
 
@@ -334,3 +334,62 @@ def test_unreadable_charts_named_in_the_reply():
         "↩️ Charts 1 and 3 could not be read as price charts, so their 2 uses were refunded.")
     assert messages.unreadable_charts_refunded([1, 2, 4]) == (
         "↩️ Charts 1, 2 and 4 could not be read as price charts, so their 3 uses were refunded.")
+
+
+NOT_A_CHART_IMAGE = CHARTS / "not-charts" / "spreadsheet.png"
+
+
+async def test_album_non_chart_refunded(openai_server, mongo_db, redis_client):
+    services = await _stored_services(mongo_db, redis_client)
+    notifier = RecordingNotifier()
+    analysis = await request_analysis(_job([RENDERED[0], NOT_A_CHART_IMAGE, RENDERED[1]]), services, notifier)
+    done = await run_analysis(analysis.id, _runner(services, openai_server, notifier))
+
+    assert done.status is AnalysisStatus.DONE
+    assert done.refunded_charts == [2]
+    assert await _used_today(services) == 2
+    findings = await services.analyses.findings(done.id)
+    assert [finding.is_chart for finding in findings] == [True, False, True]
+    # The model saw the two charts and the facts of those two only.
+    [request] = openai_server.requests
+    content = request["messages"][1]["content"]
+    assert len([part for part in content if part["type"] == "image_url"]) == 2
+    assert _text_part(request) == (
+        "Analyse these 2 charts together.\n\n"
+        + load_prompt(MULTI_CHART_PROMPT).facts.format(facts=reader_facts([findings[0], findings[2]])))
+    # Its charts 1 and 2 are the album's charts 1 and 3.
+    assert [chart.chart for chart in done.result.report.charts] == [1, 3]
+    assert [(row.chart, row.reader_trend) for row in done.agreement] == [
+        (1, findings[0].trend), (3, findings[2].trend)]
+    [text] = messages.analysis_messages(done)
+    assert text.startswith("📊 <b>Analysis of 2 charts</b>\n\n🟢 <b>Bullish</b> · medium confidence\n\n"
+                           "<b>Chart 1</b> · BTCUSDT · 1D\n")
+    assert "\n\n<b>Chart 3</b> · BTCUSDT · 1D\n" in text
+    assert "<b>Chart 2</b>" not in text
+    assert text.endswith("\n\n↩️ Chart 2 could not be read as a price chart, so its use was refunded." + DISCLAIMER)
+
+
+async def test_album_with_one_chart_left_single(openai_server):
+    services = _services(limit=5)
+    done, _ = await _run(services, openai_server, [NOT_A_CHART_IMAGE, RENDERED[0]])
+
+    assert done.refunded_charts == [1]
+    assert await _used_today(services) == 1
+    assert done.prompt_version == "chart-analysis-v2"
+    assert [chart.chart for chart in done.result.report.charts] == [2]
+    assert messages.analysis_messages(done) == [
+        "📊 <b>Chart analysis</b>\n\n" + DEFAULT_REPORT_HTML
+        + "\n\n↩️ Chart 1 could not be read as a price chart, so its use was refunded." + DISCLAIMER]
+
+
+async def test_album_of_non_charts_fails(openai_server):
+    services = _services(limit=5)
+    failed, _ = await _run(services, openai_server, [NOT_A_CHART_IMAGE, CHARTS / "not-charts" / "pie-chart.png"])
+
+    assert failed.failure is FailureKind.NOT_A_CHART
+    assert failed.error == "image 1 is not a price chart (chart confidence 0.00)"
+    assert openai_server.requests == []
+    assert await _used_today(services) == 0
+    assert messages.failure_message(failed) == (
+        "🤔 None of these images looks like a price chart; send screenshots of candlestick, "
+        "bar or line charts. Your 2 uses were refunded.")

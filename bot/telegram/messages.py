@@ -108,7 +108,7 @@ NOT_A_CHART = (
 )
 
 NOT_CHARTS = (
-    "🤔 At least one of these images does not look like a price chart; send screenshots of candlestick, bar "
+    "🤔 None of these images looks like a price chart; send screenshots of candlestick, bar "
     "or line charts. Your use was refunded."
 )
 
@@ -260,7 +260,7 @@ def failure_message(analysis: Analysis) -> str:
 
 
 def unreadable_charts_refunded(charts: list[int]) -> str:
-    """Tell the trader which charts of an album the model could not read, and that they cost nothing."""
+    """Tell the trader which charts of an album were not read as charts, and that they cost nothing."""
     if len(charts) == 1:
         return f"↩️ Chart {charts[0]} could not be read as a price chart, so its use was refunded."
     numbers = ", ".join(str(chart) for chart in charts[:-1]) + f" and {charts[-1]}"
@@ -273,7 +273,9 @@ def analysis_messages(analysis: Analysis) -> list[str]:
     A structured result (the vision model's) is rendered field by field; the
     offline reader's text is light Markdown.
     """
-    header = ANALYSIS_HEADER if len(analysis.images) == 1 else f"📊 <b>Analysis of {len(analysis.images)} charts</b>"
+    # Refunded charts of an album were left out of the analysis or could not be read; the last block names them.
+    analysed = len(analysis.images) - len(analysis.refunded_charts)
+    header = ANALYSIS_HEADER if analysed == 1 else f"📊 <b>Analysis of {analysed} charts</b>"
     if analysis.caption:
         header += f"\n<i>Your question: {escape(analysis.caption)}</i>"
     if analysis.result is not None:
