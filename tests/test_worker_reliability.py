@@ -189,7 +189,8 @@ async def test_backlog_drains_and_memory_returns(services_env, tmp_path):
     stack = await WorkerStack.open(services_env, tmp_path, WORKER_CONCURRENCY="8", CHAT_EDIT_INTERVAL_SECONDS="0",
                                    JOB_COMPLETED_RETENTION_SECONDS="0", WORKER_RECLAIM_SECONDS="10")
     try:
-        start_memory = (await stack.redis.info("memory"))["used_memory"]
+        start = await stack.redis.info("memory")
+        start_memory = start["used_memory"]
         start_length = await stack.stream_length()
         gate = asyncio.Semaphore(8)
 
@@ -213,8 +214,15 @@ async def test_backlog_drains_and_memory_returns(services_env, tmp_path):
         # Job records outlive their jobs by the retention (0 s here); the maintenance job removes them.
         removed = await RedisJobRegistry(stack.redis).remove_expired(datetime.now(UTC), batch=10_000)
         assert removed >= 2000
-        end_memory = (await stack.redis.info("memory"))["used_memory"]
-        print(f"Redis used_memory: start {start_memory}, queued {queued_memory}, end {end_memory}")
+        # The start was measured with no worker connected, and Redis counts each connection's buffers
+        # in used_memory (about 160 KB for two workers' pools). So the end is measured after the
+        # workers exit, and it counts only what the jobs left behind.
+        assert [await worker.stop() for worker in stack.workers] == [0, 0]
+        end = await stack.redis.info("memory")
+        end_memory = end["used_memory"]
+        print(f"Redis used_memory: start {start_memory} (dataset {start['used_memory_dataset']}, clients "
+              f"{start['mem_clients_normal']}), queued {queued_memory}, end {end_memory} (dataset "
+              f"{end['used_memory_dataset']}, clients {end['mem_clients_normal']})")
         assert end_memory - start_memory < 256 * 1024
         assert queued_memory - start_memory > 1024 * 1024
     finally:
