@@ -181,12 +181,12 @@ def test_short_idea_and_unreadable_chart_rendered():
     result = AnalysisResult.from_report(ModelReport.model_validate(report))
     assert result.risk_reward == [1.98]
 
-    blocks = "\n\n".join(analysis_blocks(result))
+    blocks = "\n\n".join(analysis_blocks(result, charts_sent=2))
+    # With one of the two charts read, the model's confluence is not shown.
     assert blocks == (
         "🔴 <b>Bearish</b> · low confidence\n\n"
         "<b>Chart 1</b> · 4h\nUptrend (strong)\nResistance: 1.0901 · 1.0920\n\n"
         "<b>Chart 2</b>\nNot readable as a price chart.\n\n"
-        "<b>Confluence</b>\nEvery timeframe trends up; the 4h pullback holds the daily support.\n\n"
         "<b>Trade idea: short</b>\nEntry: 1.0852\nStop: 1.0901\nTargets: 1.0755 (R:R 1.98)\n"
         "Invalidation: a 4h close above 1.0901\n\n"
         "<b>Summary</b>\nBTC is in an uptrend on the daily chart, making higher highs; &lt;i&gt; tags stay "
@@ -362,10 +362,12 @@ async def test_album_non_chart_refunded(openai_server, mongo_db, redis_client):
     assert [(row.chart, row.reader_trend) for row in done.agreement] == [
         (1, findings[0].trend), (3, findings[2].trend)]
     [text] = messages.analysis_messages(done)
-    assert text.startswith("📊 <b>Analysis of 2 charts</b>\n\n🟢 <b>Bullish</b> · medium confidence\n\n"
+    # The trader's three charts keep their places; the one left out says why.
+    assert text.startswith("📊 <b>Analysis of 3 charts</b>\n\n🟢 <b>Bullish</b> · medium confidence\n\n"
                            "<b>Chart 1</b> · BTCUSDT · 1D\n")
-    assert "\n\n<b>Chart 3</b> · BTCUSDT · 1D\n" in text
-    assert "<b>Chart 2</b>" not in text
+    assert ("\n\n<b>Chart 2</b>\nNot a price chart, so it was left out of the analysis.\n\n"
+            "<b>Chart 3</b> · BTCUSDT · 1D\n") in text
+    assert "\n\n<b>Confluence</b>\n" in text
     assert text.endswith("\n\n↩️ Chart 2 could not be read as a price chart, so its use was refunded." + DISCLAIMER)
 
 
@@ -377,9 +379,18 @@ async def test_album_with_one_chart_left_single(openai_server):
     assert await _used_today(services) == 1
     assert done.prompt_version == "chart-analysis-v2"
     assert [chart.chart for chart in done.result.report.charts] == [2]
+    chart_block = ("<b>Chart 2</b> · BTCUSDT · 1D\nUptrend (strong)\nResistance: 45,000 · 46,200\n"
+                   "Support: 41,000 · 39,500\nPatterns: ascending triangle\n"
+                   "Indicators: RSI 64 &amp; rising &lt;above 50&gt;")
+    # With one chart read there is no confluence to show.
     assert messages.analysis_messages(done) == [
-        "📊 <b>Chart analysis</b>\n\n" + DEFAULT_REPORT_HTML
-        + "\n\n↩️ Chart 1 could not be read as a price chart, so its use was refunded." + DISCLAIMER]
+        "📊 <b>Analysis of 2 charts</b>\n\n🟢 <b>Bullish</b> · medium confidence\n\n"
+        "<b>Chart 1</b>\nNot a price chart, so it was left out of the analysis.\n\n" + chart_block + "\n\n"
+        "<b>Trade idea: long</b>\nEntry: 41,200 – 41,800\nStop: 40,400\n"
+        "Targets: 45,000 (R:R 3.18) · 46,200 (R:R 4.27)\nInvalidation: a daily close below 40,400\n\n"
+        "<b>Summary</b>\nBTC is in an uptrend on the daily chart, making higher highs; &lt;i&gt; tags stay "
+        "literal &amp; escaped.\n\n↩️ Chart 1 could not be read as a price chart, so its use was refunded."
+        + DISCLAIMER]
 
 
 async def test_album_of_non_charts_fails(openai_server):

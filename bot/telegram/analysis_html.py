@@ -8,6 +8,8 @@ short.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.telegram.formatting import escape
 from core.analysis_result import AnalysisResult, ChartReport, TradeIdea
 
@@ -123,21 +125,33 @@ def _plan_block(idea: TradeIdea, ratios: list[float], decimals: int) -> str:
     ])
 
 
-def analysis_blocks(result: AnalysisResult) -> list[str]:
-    """Render a structured analysis as HTML blocks: headline, levels or charts, confluence, plan, summary."""
+def analysis_blocks(result: AnalysisResult, *, charts_sent: int = 1, left_out: Sequence[int] = ()) -> list[str]:
+    """Render a structured analysis as HTML blocks: headline, levels or charts, confluence, plan, summary.
+
+    `charts_sent` is the number of charts the trader sent, and `left_out` the
+    numbers of those the reader found not to be charts, which the model never saw.
+    An album keeps a block per chart sent, in the trader's order.
+    """
     report = result.report
     decimals = report_decimals(result)
     headline = f"{_BIAS[report.bias]} · {report.confidence} confidence"
     blocks = []
-    if len(report.charts) == 1:
+    if charts_sent == 1 and len(report.charts) == 1:
         chart = report.charts[0]
         names = _names(chart)
         blocks.append(f"{headline}\n" + (f"{names} · " if names else "") + _trend(chart))
         blocks.extend(_single_chart_blocks(chart, decimals))
     else:
         blocks.append(headline)
-        blocks.extend(_chart_block(chart, decimals) for chart in report.charts)
-        if report.confluence:
+        by_number = {chart.chart: chart for chart in report.charts}
+        numbers = sorted({*range(1, charts_sent + 1), *by_number})
+        for number in numbers:
+            if number in by_number:
+                blocks.append(_chart_block(by_number[number], decimals))
+            elif number in left_out:
+                blocks.append(f"<b>Chart {number}</b>\nNot a price chart, so it was left out of the analysis.")
+        # Confluence needs two charts read.
+        if report.confluence and sum(chart.readable for chart in report.charts) > 1:
             blocks.append("<b>Confluence</b>\n" + escape(_cut(report.confluence, SUMMARY_MAX_CHARS)))
     if report.trade_idea is not None:
         blocks.append(_plan_block(report.trade_idea, result.risk_reward, decimals))

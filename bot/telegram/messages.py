@@ -273,13 +273,15 @@ def analysis_messages(analysis: Analysis) -> list[str]:
     A structured result (the vision model's) is rendered field by field; the
     offline reader's text is light Markdown.
     """
-    # Refunded charts of an album were left out of the analysis or could not be read; the last block names them.
-    analysed = len(analysis.images) - len(analysis.refunded_charts)
-    header = ANALYSIS_HEADER if analysed == 1 else f"📊 <b>Analysis of {analysed} charts</b>"
+    charts = len(analysis.images)
+    header = ANALYSIS_HEADER if charts == 1 else f"📊 <b>Analysis of {charts} charts</b>"
     if analysis.caption:
         header += f"\n<i>Your question: {escape(analysis.caption)}</i>"
     if analysis.result is not None:
-        blocks = analysis_blocks(analysis.result)
+        # A refunded chart missing from the model's report is one the reader found not to be a chart.
+        reported = {chart.chart for chart in analysis.result.report.charts}
+        left_out = [number for number in analysis.refunded_charts if number not in reported]
+        blocks = analysis_blocks(analysis.result, charts_sent=charts, left_out=left_out)
         if analysis.refunded_charts:
             blocks.append(unreadable_charts_refunded(analysis.refunded_charts))
         return pack_html_blocks(blocks, header=header, footer=DISCLAIMER)
