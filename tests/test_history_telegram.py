@@ -54,7 +54,7 @@ CHOOSE = "Choose one to see its chart and analysis again. Times are in UTC."
 # The owner's twelve analyses, oldest first; analysis i was requested i hours after FIRST_AT.
 ROWS = [
     "2025-03-14 09:30 · failed: refunded",
-    "2025-03-14 10:30 · XAUUSD 15m/1h · 2 charts · bearish",
+    "2025-03-14 10:30 · XAUUSD 1h · 2 charts · bearish",
     "2025-03-14 11:30 · “<b>levels</b> & stops”",
     "2025-03-14 12:30 · SOLUSDT · bullish",
     "2025-03-14 13:30",
@@ -88,7 +88,8 @@ def _result(bias: str, charts: list[tuple[str | None, str | None]]) -> AnalysisR
 # What differs between the owner's analyses, by index (oldest first); every one not listed is done.
 SPECS: dict[int, dict] = {
     0: {"status": AnalysisStatus.FAILED, "failure": FailureKind.NOT_A_CHART, "refunded": True},
-    1: {"charts": 2, "result": _result("bearish", [("XAUUSD", "15m"), ("XAUUSD", "1h")])},
+    # Gold and silver on one timeframe: the timeframe is named once.
+    1: {"charts": 2, "result": _result("bearish", [("XAUUSD", "1h"), ("XAGUSD", "1h")])},
     2: {"caption": "<b>levels</b> & stops", "result_text": "Levels at **41,000** & 45,000."},
     3: {"result": _result("bullish", [("SOLUSDT", None)])},
     4: {"result_text": "The chart's image was lost; this text stays.", "lose_chart": True},

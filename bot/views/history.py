@@ -60,7 +60,9 @@ def _subject(analysis: Analysis) -> list[str]:
     if report is not None and report.charts:
         charts = sorted(report.charts, key=lambda chart: chart.chart)
         symbol = _shorten(charts[0].symbol, MAX_SYMBOL_CHARS) if charts[0].symbol else None
-        timeframes = [_shorten(chart.timeframe, MAX_TIMEFRAME_CHARS) for chart in charts if chart.timeframe]
+        # A timeframe that several charts share is named once.
+        timeframes = list(dict.fromkeys(
+            _shorten(chart.timeframe, MAX_TIMEFRAME_CHARS) for chart in charts if chart.timeframe))
         named = " ".join(name for name in (symbol, "/".join(timeframes)) if name)
         if named:
             parts.append(named)
