@@ -15,6 +15,9 @@ from core.plans import PlanTable, load_plans
 
 logger = logging.getLogger(__name__)
 
+# Plan warnings this process has logged, by warning and plans file.
+_LOGGED_PLAN_WARNINGS: set[tuple[str, Path | None]] = set()
+
 TELEGRAM_MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
 
@@ -131,6 +134,10 @@ class Settings(BaseSettings):
         if self.free_daily_limit is not None:
             table = table.model_copy(update={"free": table.free.model_copy(update={"daily_limit": self.free_daily_limit})})
         for warning in table.limit_warnings():
+            # A process loads the plans for more than one service; the operator needs each warning once.
+            if (warning, self.plans_file) in _LOGGED_PLAN_WARNINGS:
+                continue
+            _LOGGED_PLAN_WARNINGS.add((warning, self.plans_file))
             logger.warning("plan limits do not fit together: %s (plans file %s, FREE_DAILY_LIMIT %s)", warning,
                            self.plans_file or "core/plans.toml", self.free_daily_limit)
         return table
