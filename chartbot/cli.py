@@ -18,8 +18,13 @@ from core.settings import Settings
 logger = logging.getLogger("chartbot")
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The worker's processes log the same way, with the process's name, since one worker runs several.
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(processName)s]: %(message)s"
+
+
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     quiet_http_loggers()
 
 
@@ -51,6 +56,7 @@ def _run_worker(settings: Settings, _: argparse.Namespace) -> int:
         "--wait-tasks-timeout", str(settings.worker_stop_grace_seconds),
         "--ack-type", "when_executed",
         "--log-level", settings.log_level.upper(),
+        "--log-format", WORKER_LOG_FORMAT,
     ]
     logger.info("starting taskiq worker processes=%d concurrency=%d",
                 settings.worker_processes, settings.worker_concurrency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -265,7 +266,10 @@ async def test_429_pauses_every_worker(services_env, tmp_path):
             await _assert_one_reply_one_charge(stack, 9600 + n, analysis_id)
         # One refusal, then every call waited out the Retry-After instead of meeting the same wall.
         assert len(stack.openai.requests) == 5
-        assert "every worker waits 1.5s" in stack.workers[0].log()
+        # In the format of every chartbot process, with the name of the worker's process.
+        assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING adapters\.redis_rate_limit \[worker-0\]: "
+                         r"model rate limited; every worker waits 1\.5s before its next call$",
+                         stack.workers[0].log(), re.MULTILINE)
     finally:
         await stack.close()
 
