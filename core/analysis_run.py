@@ -261,9 +261,11 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
 
     A non-chart, a permanent model error, or running out of attempts fails the
     analysis and refunds it. In an album, each image that is not a chart or
-    that the model cannot read is refunded, and the rest are analysed. With `runner.cancellation` set, a cancelled
-    analysis stops before the model call and before the reply, refunded once. A job delivered again
-    after its analysis finished only completes the refund and reply a dead worker may have missed.
+    that the model cannot read is refunded, and the rest are analysed. With
+    `runner.cancellation` set, a cancelled analysis stops before the model
+    call and before the reply, refunded once. A job delivered again after its
+    analysis finished only completes the refund and reply a dead worker may
+    have missed.
     """
     services = runner.services
     analysis = await services.analyses.get(analysis_id)

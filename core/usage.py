@@ -162,7 +162,7 @@ class UsageService:
         part = reservation.model_copy(update={"units": len(charts)})
         numbers = ",".join(str(chart) for chart in charts)
         return await self._give_back(part, refund_key=f"{reservation.analysis_id}:charts",
-                                     note=f"charts not readable: {numbers}")
+                                     note=f"refunded charts: {numbers}")
 
     async def _give_back(self, reservation: Reservation, *, refund_key: str, note: str | None = None) -> bool:
         key = user_key(reservation.platform, reservation.user_id)

@@ -296,7 +296,7 @@ async def test_album_chart_the_model_cannot_read_is_refunded(openai_server, mong
     ledger = {entry.id: (entry.kind, entry.units, entry.note)
               for entry in await services.usage.ledger.entries("telegram:42", limit=10)}
     assert ledger == {f"use:{done.id}": ("use", 3, None),
-                      f"refund:{done.id}:charts": ("refund", 1, "charts not readable: 2")}
+                      f"refund:{done.id}:charts": ("refund", 1, "refunded charts: 2")}
     [text] = messages.analysis_messages(done)
     assert "<b>Chart 2</b>\nNot readable as a price chart." in text
     assert text.endswith("\n\n↩️ Chart 2 could not be read as a price chart, so its use was refunded." + DISCLAIMER)

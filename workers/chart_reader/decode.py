@@ -125,7 +125,8 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
                 raise ChartUnreadable(
                     f"image is {width}x{height} pixels, too small for a chart (at least {MIN_SIDE} a side)"
                 )
-            # OpenCV applies the EXIF orientation of a JPEG only, so a PNG or WebP turned by it goes to Pillow.
+            # OpenCV decodes only JPEGs in the mode that applies EXIF orientation, so a turned PNG or WebP
+            # goes to Pillow.
             turned = image.format != "JPEG" and _orientation(image, data) not in (0, 1)
             pixels = None if turned else _decode_with_opencv(data, image.format or "")
             if pixels is None or pixels.shape[:2] not in ((height, width), (width, height)):
