@@ -107,13 +107,19 @@ async def _read_charts(
     return findings, rejected
 
 
-def _numbered_as_sent(answer: ModelAnswer, kept: Sequence[int]) -> ModelAnswer:
-    """Give the charts of the model's report the numbers they had in the album, when some were left out."""
+def _numbered_as_sent(answer: ModelAnswer, model_charts: Sequence[int]) -> ModelAnswer:
+    """Give the charts of the model's report the numbers they had in the album, when some were left out.
+
+    `model_charts` lists the album numbers of the charts sent to the model, in the order sent.
+    """
     if answer.result is None:
         return answer
     report = answer.result.report
-    charts = [chart.model_copy(update={"chart": kept[chart.chart - 1]}) if 0 < chart.chart <= len(kept) else chart
-              for chart in report.charts]
+    charts = []
+    for chart in report.charts:
+        if 0 < chart.chart <= len(model_charts):
+            chart = chart.model_copy(update={"chart": model_charts[chart.chart - 1]})
+        charts.append(chart)
     result = answer.result.model_copy(update={"report": report.model_copy(update={"charts": charts})})
     return answer.model_copy(update={"result": result})
 
@@ -283,13 +289,13 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     try:
         images = await _load_images(analysis, services)
         findings, rejected = await _read_charts(analysis, images, runner)
-        kept = [number for number in range(1, len(images) + 1) if number not in rejected]
+        model_charts = [number for number in range(1, len(images) + 1) if number not in rejected]
         await _stop_if_cancelled(analysis, runner)
         answer, attempts, model_seconds = await _call_model(
-            analysis, [images[number - 1] for number in kept],
-            [findings[number - 1] for number in kept] if findings else [], runner)
+            analysis, [images[number - 1] for number in model_charts],
+            [findings[number - 1] for number in model_charts] if findings else [], runner)
         if rejected:
-            answer = _numbered_as_sent(answer, kept)
+            answer = _numbered_as_sent(answer, model_charts)
         await _stop_if_cancelled(analysis, runner)
     except _Failed as failed:
         return await fail_analysis(analysis, services, runner.notifier, failure=failed.failure, error=failed.error)
@@ -300,7 +306,7 @@ async def run_analysis(analysis_id: str, runner: AnalysisRunner) -> Analysis:
     outcome.update(attempts=attempts, model_seconds=round(model_seconds, 4))
     report = answer.result.report if answer.result is not None else None
     unreadable = _unreadable_charts(report, len(analysis.images))
-    if report is not None and (not report.readable_chart or len(unreadable) == len(kept)):
+    if report is not None and (not report.readable_chart or len(unreadable) == len(model_charts)):
         # The model could not read any chart, so the user is refunded. The response is kept for the operator.
         await services.analyses.update(analysis_id, outcome)
         logger.info("model found no readable chart analysis=%s", analysis_id)

@@ -362,7 +362,7 @@ async def test_album_non_chart_refunded(openai_server, mongo_db, redis_client):
     assert [(row.chart, row.reader_trend) for row in done.agreement] == [
         (1, findings[0].trend), (3, findings[2].trend)]
     [text] = messages.analysis_messages(done)
-    # The trader's three charts keep their places; the one left out says why.
+    # The trader's three charts keep their places, and the one left out is marked as not a price chart.
     assert text.startswith("📊 <b>Analysis of 3 charts</b>\n\n🟢 <b>Bullish</b> · medium confidence\n\n"
                            "<b>Chart 1</b> · BTCUSDT · 1D\n")
     assert ("\n\n<b>Chart 2</b>\nNot a price chart, so it was left out of the analysis.\n\n"
