@@ -27,6 +27,8 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
+from tests.fakes.serving import serve_locally
+
 UNSIGNED_PARAMS = {"file", "api_key", "resource_type", "cloud_name", "signature"}
 
 
@@ -80,12 +82,7 @@ class FakeCloudinaryServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1_1/{cloud}/image/upload", self._upload)
         app.router.add_get("/{cloud}/image/upload/v{version:[0-9]+}/{path:.+}", self._deliver)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_locally(app)
         return self.url
 
     async def stop(self) -> None:

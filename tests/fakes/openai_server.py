@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.serving import serve_locally
+
 def chart_report(number: int) -> dict[str, Any]:
     """The default reading of chart `number` (1-based): BTCUSDT daily in an uptrend."""
     return {
@@ -101,12 +103,8 @@ class FakeOpenAIServer:
         """Start serving; returns the base URL for OPENAI_BASE_URL (ending in /v1)."""
         app = web.Application(client_max_size=128 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self._runner, root = await serve_locally(app)
+        self.url = f"{root}/v1"
         return self.url
 
     async def stop(self) -> None:

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import ClientSession, web
 
+from tests.fakes.serving import serve_locally
+
 
 @dataclass
 class RecordedRequest:
@@ -41,11 +43,7 @@ class StripeRecorder:
         self._session = ClientSession()
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._runner, self.url = await serve_locally(app)
         return self.url
 
     async def stop(self) -> None:
