@@ -109,7 +109,7 @@ def test_invalid_plans_file_named(tmp_path):
     assert str(caught.value).startswith(f"invalid plans file {path}:")
 
 
-def test_daily_limit_above_monthly_logged_when_loaded(tmp_path, caplog):
+def test_daily_above_monthly_limit_warned(tmp_path, caplog):
     path = tmp_path / "plans.toml"
     path.write_text('[free]\nname = "Free"\ndaily_limit = 3\nperiod_limit = 10\n\n'
                     '[[tiers]]\nid = "gold"\nname = "Gold"\nmin_monthly_price = 5\ndaily_limit = 80\nperiod_limit = 50\n')

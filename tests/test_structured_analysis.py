@@ -278,7 +278,7 @@ async def _stored_services(mongo_db, redis_client) -> AnalysisServices:
                             usage=usage, queue=RecordingQueue(), clock=lambda: NOW)
 
 
-async def test_album_chart_the_model_cannot_read_is_refunded(openai_server, mongo_db, redis_client):
+async def test_album_unreadable_chart_refunded(openai_server, mongo_db, redis_client):
     services = await _stored_services(mongo_db, redis_client)
     report = default_report(3)
     report["charts"][1] = chart_report(2) | {"readable": False, "symbol": None, "timeframe": None}
@@ -312,7 +312,7 @@ async def test_album_chart_the_model_cannot_read_is_refunded(openai_server, mong
     assert len(openai_server.requests) == 1
     assert [event for event in notifier.events if event[0] == "done"] == [("done", done.id)] * 2
 
-    # Redis lost its counters: the rebuild from the ledger counts the part refund too.
+    # After Redis loses its counters, the rebuild from the ledger counts this refund too.
     await redis_client.flushdb()
     assert await _used_today(services) == 2
 
